@@ -1,0 +1,315 @@
+import type { CompiledQuery, DatabaseConnection, QueryResult, RootOperationNode } from 'kysely'
+import { declaredWritesOf, markOf, noteHandled, type CacheMark } from './cached.js'
+import { decodeEntry, decodeRows, encodeEntry, encodeRows } from './codec.js'
+import { Generations } from './generations.js'
+import { queryKey } from './key.js'
+import { classifyRawStatement } from './raw-statement.js'
+import { SingleFlight } from './single-flight.js'
+import { analyzeStatement, normalizeTableName, type StatementInfo } from './statement.js'
+import { CacheCounters } from './stats.js'
+import type { Store } from './store/store.js'
+import { ValueTooLargeError } from './store/value-too-large-error.js'
+
+/** What the engine needs from a connection: run on the real one, and its transaction state. */
+/** Kysely passes these (an abort signal) with each call; not exported by its index. */
+export type AbortableOperationOptions = Parameters<DatabaseConnection['executeQuery']>[1]
+
+export interface QueryRunner {
+  run(compiled: CompiledQuery, options?: AbortableOperationOptions): Promise<QueryResult<unknown>>
+  /** Writes seen since the transaction began; `undefined` outside a transaction. */
+  readonly transactionWrites: WriteSet | undefined
+  beginTransaction(): void
+  /** Ends the transaction and hands back what it wrote. */
+  endTransaction(): WriteSet | undefined
+}
+
+/** Tables a statement (or a transaction) wrote; `namespace` when it cannot be told. */
+export interface WriteSet {
+  namespace: boolean
+  readonly tables: Set<string>
+}
+
+export interface CacheEngineConfig {
+  readonly store: Store
+  readonly namespace: string
+  readonly defaultTtl: number
+  readonly defaultSchema: string
+  readonly onError: (error: unknown) => void
+}
+
+interface Flight {
+  readonly result: QueryResult<unknown>
+  /** The rows as stored, so every joined caller gets its own copy; `undefined` if they could not be encoded. */
+  readonly rowsText: string | undefined
+}
+
+/** A store read that failed: the value is unknown, unlike `undefined` (absent). */
+const FAILED = Symbol('failed')
+
+/**
+ * The read-through path for `.cached()` queries and the invalidation path for
+ * writes. Called by the wrapped driver's connections for every statement.
+ */
+export class CacheEngine {
+  readonly counters = new CacheCounters()
+  readonly #config: CacheEngineConfig
+  readonly #store: Store
+  readonly #generations: Generations
+  readonly #flights = new SingleFlight<Flight>()
+  readonly #analysis = new WeakMap<RootOperationNode, StatementInfo>()
+  /** Bumped by every write this process makes, so a read never joins a flight that began before it. */
+  #writeEpoch = 0
+
+  constructor(config: CacheEngineConfig) {
+    this.#config = config
+    this.#store = config.store
+    this.#generations = new Generations(config.store, config.namespace)
+  }
+
+  async execute(
+    runner: QueryRunner,
+    compiled: CompiledQuery,
+    options?: AbortableOperationOptions,
+  ): Promise<QueryResult<unknown>> {
+    const mark = markOf(compiled.query)
+    if (mark !== undefined) {
+      noteHandled(compiled.queryId)
+      return this.#read(runner, compiled, mark, options)
+    }
+    const writes = this.#writesOf(runner, compiled)
+    const result = await runner.run(compiled, options)
+    if (writes !== undefined) {
+      await this.#afterWrite(runner, writes)
+    }
+    return result
+  }
+
+  /** Applies what a committed transaction wrote. */
+  async commit(writes: WriteSet | undefined): Promise<void> {
+    if (writes !== undefined && (writes.namespace || writes.tables.size > 0)) {
+      await this.invalidate({ tables: [...writes.tables], namespace: writes.namespace })
+    }
+  }
+
+  /** Bumps generations; resolves `false` (and counts an error) when the store could not record it. */
+  async invalidate(target: { tables?: readonly string[]; tags?: readonly string[]; namespace?: boolean }): Promise<boolean> {
+    this.#writeEpoch++
+    const tables = target.tables?.map((table) => normalizeTableName(table, this.#config.defaultSchema))
+    try {
+      await this.#generations.bump({ ...target, tables })
+      this.counters.invalidations++
+      return true
+    } catch (error) {
+      this.#failed(error)
+      return false
+    }
+  }
+
+  async #read(
+    runner: QueryRunner,
+    compiled: CompiledQuery,
+    mark: CacheMark,
+    options: AbortableOperationOptions,
+  ): Promise<QueryResult<unknown>> {
+    if (runner.transactionWrites !== undefined) {
+      // Uncommitted rows must not enter the cache, and the transaction must see its own writes.
+      this.counters.bypassed++
+      return runner.run(compiled, options)
+    }
+    const info = this.#analyze(mark.source)
+    if (info.kind !== 'read') {
+      this.counters.uncacheable++
+      return this.#runWrite(runner, compiled, info, options)
+    }
+
+    const key = queryKey(this.#config.namespace, compiled.sql, compiled.parameters, mark.tags)
+    const generationKeys = this.#generations.keysFor(info.reads, mark.tags)
+    // One round trip: the value and every generation it depends on, in parallel.
+    const [value, ...generations] = await Promise.all([
+      this.#get(key),
+      ...generationKeys.map((k) => this.#getGeneration(k)),
+    ])
+
+    if (value !== undefined && value !== FAILED) {
+      const rows = this.#servable(value, generations)
+      if (rows !== undefined) {
+        this.counters.hits++
+        return { rows }
+      }
+    }
+    this.counters.misses++
+
+    // When any of it could not be read, the result can be neither validated nor stored.
+    const known = value !== FAILED && !generations.includes(FAILED)
+    const flightKey = `${key}|${generations.map(String).join(',')}|${this.#writeEpoch}`
+    const ttl = mark.ttl ?? this.#config.defaultTtl
+    let leader = false
+    const flight = await this.#flights.run(
+      flightKey,
+      async () => {
+        leader = true
+        const current = known ? await this.#ensure(generationKeys, generations as (string | undefined)[]) : undefined
+        const result = await runner.run(compiled, options)
+        const rowsText = this.#encode(result.rows)
+        if (current !== undefined && rowsText !== undefined) {
+          await this.#put(key, encodeEntry(current, rowsText), ttl)
+        }
+        return { result, rowsText }
+      },
+      () => this.counters.coalesced++,
+    )
+    if (leader || flight.rowsText === undefined) {
+      return flight.result
+    }
+    return { rows: decodeRows(flight.rowsText) }
+  }
+
+  /** The rows of an entry computed under exactly the current generations, else `undefined`. */
+  #servable(value: Buffer, generations: readonly (string | undefined | typeof FAILED)[]): unknown[] | undefined {
+    const entry = decodeEntry(value)
+    if (entry === undefined || entry.generations.length !== generations.length) {
+      return undefined
+    }
+    for (let i = 0; i < generations.length; i++) {
+      const current = generations[i]
+      if (current === undefined || current === FAILED || current !== entry.generations[i]) {
+        return undefined
+      }
+    }
+    try {
+      return decodeRows(entry.rowsText)
+    } catch (error) {
+      this.#failed(error)
+      return undefined
+    }
+  }
+
+  /** The generations to store with a result: those read, creating any that were missing. */
+  async #ensure(keys: readonly string[], read: readonly (string | undefined)[]): Promise<string[] | undefined> {
+    try {
+      return await Promise.all(keys.map((key, i) => read[i] ?? this.#generations.ensure(key)))
+    } catch (error) {
+      this.#failed(error)
+      return undefined
+    }
+  }
+
+  #encode(rows: readonly unknown[]): string | undefined {
+    try {
+      return encodeRows(rows)
+    } catch (error) {
+      this.#failed(error)
+      return undefined
+    }
+  }
+
+  async #getGeneration(key: string): Promise<string | undefined | typeof FAILED> {
+    const value = await this.#get(key)
+    return value === undefined || value === FAILED ? value : value.toString('latin1')
+  }
+
+  async #get(key: string): Promise<Buffer | undefined | typeof FAILED> {
+    try {
+      return await this.#store.get(key)
+    } catch (error) {
+      this.#failed(error)
+      return FAILED
+    }
+  }
+
+  async #put(key: string, value: Buffer, ttl: number): Promise<void> {
+    if (value.length > this.#store.maxValueBytes) {
+      this.counters.oversize++
+      return
+    }
+    try {
+      await this.#store.set(key, value, ttl)
+      this.counters.stores++
+    } catch (error) {
+      if (error instanceof ValueTooLargeError) {
+        this.counters.oversize++
+      } else {
+        this.#failed(error)
+      }
+    }
+  }
+
+  async #runWrite(
+    runner: QueryRunner,
+    compiled: CompiledQuery,
+    info: StatementInfo,
+    options: AbortableOperationOptions,
+  ): Promise<QueryResult<unknown>> {
+    const result = await runner.run(compiled, options)
+    if (info.kind === 'write') {
+      await this.#afterWrite(runner, { namespace: false, tables: new Set(info.writes) })
+    }
+    return result
+  }
+
+  /** What an unmarked statement writes, handling transaction statements sent as raw SQL. */
+  #writesOf(runner: QueryRunner, compiled: CompiledQuery): WriteSet | undefined {
+    const node = compiled.query
+    if (node.kind === 'SelectQueryNode' && node.with === undefined) {
+      return undefined
+    }
+    if (node.kind === 'RawNode') {
+      return this.#rawWrites(runner, compiled)
+    }
+    const info = this.#analyze(node)
+    if (info.kind === 'write') {
+      return { namespace: false, tables: new Set(info.writes) }
+    }
+    // Schema statements (create, alter, drop, …) may change what any cached query returns.
+    return info.kind === 'opaque' && node.kind !== 'SelectQueryNode' ? { namespace: true, tables: new Set() } : undefined
+  }
+
+  #rawWrites(runner: QueryRunner, compiled: CompiledQuery): WriteSet | undefined {
+    const declared = declaredWritesOf(compiled.query)
+    if (declared !== undefined) {
+      return {
+        namespace: false,
+        tables: new Set(declared.map((table) => normalizeTableName(table, this.#config.defaultSchema))),
+      }
+    }
+    switch (classifyRawStatement(compiled.sql)) {
+      case 'write':
+        return { namespace: true, tables: new Set() }
+      case 'begin':
+        runner.beginTransaction()
+        return undefined
+      case 'commit':
+        // Applied once the commit has succeeded, after the statement ran.
+        return runner.endTransaction() ?? undefined
+      case 'rollback':
+        runner.endTransaction()
+        return undefined
+      default:
+        return undefined
+    }
+  }
+
+  async #afterWrite(runner: QueryRunner, writes: WriteSet): Promise<void> {
+    const pending = runner.transactionWrites
+    if (pending === undefined) {
+      await this.commit(writes)
+      return
+    }
+    pending.namespace ||= writes.namespace
+    for (const table of writes.tables) pending.tables.add(table)
+  }
+
+  #analyze(node: RootOperationNode): StatementInfo {
+    let info = this.#analysis.get(node)
+    if (info === undefined) {
+      info = analyzeStatement(node, this.#config.defaultSchema)
+      this.#analysis.set(node, info)
+    }
+    return info
+  }
+
+  #failed(error: unknown): void {
+    this.counters.errors++
+    this.#config.onError(error)
+  }
+}

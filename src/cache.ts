@@ -1,0 +1,146 @@
+import type { Dialect } from 'kysely'
+import { CacheEngine } from './cache-engine.js'
+import { createCachingDialect } from './dialect.js'
+import { validateNamespace } from './key.js'
+import { describe, validatePositive, validatePositiveInteger, validateTags, validateTtl } from './options.js'
+import type { CacheStats } from './stats.js'
+import { MemcachedStore } from './store/memcached-store.js'
+import { MemoryStore } from './store/memory-store.js'
+import type { Store } from './store/store.js'
+
+export interface QueryCacheOptions {
+  /**
+   * memcached nodes as `host:port`, placed on a consistent-hash (ketama) ring.
+   * Omit for the embedded in-process store (one process only).
+   */
+  readonly servers?: readonly string[]
+  /** Any other {@link Store}; excludes `servers`. */
+  readonly store?: Store
+  /** Prefix of every key, so several applications can share memcached. Default `"kysely"`. */
+  readonly namespace?: string
+  /** Seconds a result is served when `.cached()` names no `ttl`. Default 60. */
+  readonly defaultTtl?: number
+  /** Longest a query waits for one memcached operation before going on without it. Default 250 ms. */
+  readonly timeoutMs?: number
+  /** Consecutive failures after which a node leaves this process's ring. Default 3. */
+  readonly failureThreshold?: number
+  /** How long a node stays out of the ring before it is probed again. Default 5000 ms. */
+  readonly retryAfterMs?: number
+  /** TTL cap, seconds, for anything stored on a stand-in node while a node is out. Default 10. */
+  readonly fallbackTtl?: number
+  /** Largest value stored; larger results are not cached. Default 1 MiB less 1 KiB of item overhead. */
+  readonly maxValueBytes?: number
+  /** Bounds of the embedded store. */
+  readonly memory?: { readonly maxEntries?: number; readonly maxBytes?: number }
+  /** Schema of unqualified table names, so `person` and `public.person` are one table. Default `"public"`. */
+  readonly defaultSchema?: string
+  /** Called with each cache failure (the query itself went on without the cache). */
+  readonly onError?: (error: unknown) => void
+}
+
+export interface InvalidateTarget {
+  /** Tables whose cached reads are dropped, `person` or `schema.person`. */
+  readonly tables?: readonly string[]
+  /** Tags given to `.cached({ tags })`. */
+  readonly tags?: readonly string[]
+  /** Drops every cached result of the namespace. */
+  readonly all?: boolean
+}
+
+export interface QueryCache {
+  /** Wraps a dialect so `.cached()` queries use this cache and writes invalidate it. */
+  wrapDialect(dialect: Dialect): Dialect
+  /**
+   * Invalidates cached results in every process sharing the store. Resolves
+   * `false` when the store could not record it (the failure is counted).
+   */
+  invalidate(target: InvalidateTarget): Promise<boolean>
+  /** Counters since creation. */
+  stats(): CacheStats
+  /** The store behind this cache. */
+  readonly store: Store
+  /** Prefix of every key this cache writes. */
+  readonly namespace: string
+  /** Closes the store's connections. Wrapped dialects fall back to the database afterwards. */
+  close(): Promise<void>
+}
+
+const KNOWN_OPTIONS = new Set([
+  'servers', 'store', 'namespace', 'defaultTtl', 'timeoutMs', 'failureThreshold', 'retryAfterMs',
+  'fallbackTtl', 'maxValueBytes', 'memory', 'defaultSchema', 'onError',
+])
+
+/**
+ * Creates a query cache.
+ *
+ * ```ts
+ * const cache = createQueryCache({ servers: ['10.0.0.1:11211', '10.0.0.2:11211'], namespace: 'app' })
+ * const db = new Kysely<DB>({ dialect: cache.wrapDialect(new PostgresDialect({ pool })) })
+ * await db.selectFrom('person').selectAll().where('id', '=', 1).cached({ ttl: 30 }).execute()
+ * ```
+ */
+export function createQueryCache(options: QueryCacheOptions = {}): QueryCache {
+  if (options === null || typeof options !== 'object') {
+    throw new TypeError(`createQueryCache options must be an object, got ${describe(options)}`)
+  }
+  for (const name of Object.keys(options)) {
+    if (!KNOWN_OPTIONS.has(name)) {
+      throw new TypeError(`unknown option ${JSON.stringify(name)} for createQueryCache`)
+    }
+  }
+  const namespace = validateNamespace(options.namespace ?? 'kysely')
+  const defaultTtl = validateTtl(options.defaultTtl ?? 60, 'defaultTtl')
+  const defaultSchema = options.defaultSchema ?? 'public'
+  if (typeof defaultSchema !== 'string' || defaultSchema === '') {
+    throw new TypeError(`defaultSchema must be a non-empty string, got ${describe(defaultSchema)}`)
+  }
+  const onError = options.onError ?? (() => {})
+  if (typeof onError !== 'function') {
+    throw new TypeError(`onError must be a function, got ${describe(onError)}`)
+  }
+  const store = createStore(options)
+  const engine = new CacheEngine({ store, namespace, defaultTtl, defaultSchema, onError })
+
+  return {
+    store,
+    namespace,
+    wrapDialect: (dialect) => createCachingDialect(dialect, engine),
+    invalidate: (target) => {
+      if (target === null || typeof target !== 'object') {
+        throw new TypeError(`invalidate() takes { tables?, tags?, all? }, got ${describe(target)}`)
+      }
+      return engine.invalidate({
+        tables: target.tables === undefined ? undefined : validateTags(target.tables, 'tables'),
+        tags: target.tags === undefined ? undefined : validateTags(target.tags, 'tags'),
+        namespace: target.all === true,
+      })
+    },
+    stats: () => engine.counters.snapshot(),
+    close: () => store.close(),
+  }
+}
+
+function createStore(options: QueryCacheOptions): Store {
+  const { servers, store, memory } = options
+  if (store !== undefined) {
+    if (servers !== undefined) {
+      throw new TypeError('give either servers or store, not both')
+    }
+    return store
+  }
+  if (servers === undefined) {
+    return new MemoryStore({
+      maxEntries: memory?.maxEntries === undefined ? undefined : validatePositiveInteger(memory.maxEntries, 'memory.maxEntries'),
+      maxBytes: memory?.maxBytes === undefined ? undefined : validatePositiveInteger(memory.maxBytes, 'memory.maxBytes'),
+      maxValueBytes: options.maxValueBytes,
+    })
+  }
+  return new MemcachedStore({
+    servers: servers as string[],
+    timeoutMs: options.timeoutMs === undefined ? undefined : validatePositive(options.timeoutMs, 'timeoutMs', 'milliseconds'),
+    failureThreshold: options.failureThreshold,
+    retryAfterMs: options.retryAfterMs,
+    fallbackTtlSeconds: options.fallbackTtl,
+    maxValueBytes: options.maxValueBytes,
+  })
+}

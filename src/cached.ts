@@ -1,0 +1,158 @@
+import {
+  createSelectQueryBuilder,
+  type KyselyPlugin,
+  type OperationNode,
+  type PluginTransformQueryArgs,
+  type PluginTransformResultArgs,
+  type QueryId,
+  type QueryResult,
+  type RootOperationNode,
+  type SelectQueryBuilder,
+  type UnknownRow,
+} from 'kysely'
+import { validateTags, validateTtl } from './options.js'
+
+/** Per-query cache options, given to `.cached()` or `cached()`. */
+export interface CachedOptions {
+  /** Seconds the result may be served; defaults to the cache's `defaultTtl`. `0` = until invalidated or evicted. */
+  readonly ttl?: number
+  /** Extra invalidation handles: `cache.invalidate({ tags })` drops every result carrying one of them. */
+  readonly tags?: readonly string[]
+}
+
+/** What `.cached()` attached to one compiled query node. */
+export interface CacheMark {
+  readonly ttl: number | undefined
+  /** Sorted and de-duplicated, so the same set of tags always derives the same key. */
+  readonly tags: readonly string[]
+  /** The builder's own node, shared by every execution: the place to memoise analysis. */
+  readonly source: RootOperationNode
+}
+
+const marks = new WeakMap<OperationNode, CacheMark>()
+const handledQueryIds = new WeakSet<QueryId>()
+let warnedUnwrapped = false
+
+/** The mark `.cached()` put on the node a query was compiled from, if any. */
+export function markOf(node: OperationNode): CacheMark | undefined {
+  return marks.get(node)
+}
+
+/** Called by the wrapped driver, so the marker knows the query reached a cache. */
+export function noteHandled(queryId: QueryId): void {
+  handledQueryIds.add(queryId)
+}
+
+class CachedMarkerPlugin implements KyselyPlugin {
+  readonly #ttl: number | undefined
+  readonly #tags: readonly string[]
+
+  constructor(options: CachedOptions) {
+    this.#ttl = options.ttl === undefined ? undefined : validateTtl(options.ttl, 'ttl')
+    this.#tags = options.tags === undefined ? [] : [...new Set(validateTags(options.tags, 'tags'))].sort()
+  }
+
+  transformQuery({ node }: PluginTransformQueryArgs): RootOperationNode {
+    // A fresh node per execution: the builder's node is shared with its clones and
+    // with the same builder run without `.cached()`, so it must never carry the mark.
+    const marked = Object.freeze({ ...node })
+    marks.set(marked, { ttl: this.#ttl, tags: this.#tags, source: node })
+    return marked
+  }
+
+  async transformResult({ queryId, result }: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
+    if (!warnedUnwrapped && !handledQueryIds.has(queryId)) {
+      warnedUnwrapped = true
+      process.emitWarning(
+        '.cached() was used on a Kysely instance whose dialect is not wrapped with cache.wrapDialect(); the query ran uncached.',
+        { code: 'KYSELY_MEMCACHE_UNWRAPPED' },
+      )
+    }
+    return result
+  }
+}
+
+/**
+ * Marks a select query as cacheable, for use with `$call`:
+ *
+ * ```ts
+ * await db.selectFrom('person').selectAll().$call(cached({ ttl: 30 })).execute()
+ * ```
+ */
+export function cached(options: CachedOptions = {}) {
+  const plugin = new CachedMarkerPlugin(options)
+  return <DB, TB extends keyof DB, O>(qb: SelectQueryBuilder<DB, TB, O>): SelectQueryBuilder<DB, TB, O> =>
+    qb.withPlugin(plugin)
+}
+
+declare module 'kysely' {
+  interface SelectQueryBuilder<DB, TB extends keyof DB, O> {
+    /**
+     * Serves this query from the cache when a fresh result is there, and stores the
+     * result when not. Writes through the same wrapped dialect invalidate it.
+     *
+     * ```ts
+     * const person = await db.selectFrom('person').selectAll()
+     *   .where('id', '=', 1)
+     *   .cached({ ttl: 30, tags: ['person:1'] })
+     *   .executeTakeFirst()
+     * ```
+     */
+    cached(options?: CachedOptions): SelectQueryBuilder<DB, TB, O>
+  }
+}
+
+// SelectQueryBuilderImpl is not exported; reach its prototype through a throwaway instance.
+const selectQueryBuilderPrototype = Object.getPrototypeOf(
+  createSelectQueryBuilder({} as Parameters<typeof createSelectQueryBuilder>[0]),
+) as { cached?: unknown }
+
+if (selectQueryBuilderPrototype.cached === undefined) {
+  Object.defineProperty(selectQueryBuilderPrototype, 'cached', {
+    configurable: true,
+    writable: true,
+    value: function cachedMethod<DB, TB extends keyof DB, O>(
+      this: SelectQueryBuilder<DB, TB, O>,
+      options?: CachedOptions,
+    ): SelectQueryBuilder<DB, TB, O> {
+      return this.$call(cached(options))
+    },
+  })
+}
+
+const declaredWrites = new WeakMap<OperationNode, readonly string[]>()
+
+/** The tables a raw statement declared it writes, if it did. */
+export function declaredWritesOf(node: OperationNode): readonly string[] | undefined {
+  return declaredWrites.get(node)
+}
+
+class DeclareWritesPlugin implements KyselyPlugin {
+  readonly #tables: readonly string[]
+
+  constructor(tables: readonly string[]) {
+    this.#tables = tables
+  }
+
+  transformQuery({ node }: PluginTransformQueryArgs): RootOperationNode {
+    const marked = Object.freeze({ ...node })
+    declaredWrites.set(marked, this.#tables)
+    return marked
+  }
+
+  async transformResult({ result }: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
+    return result
+  }
+}
+
+/**
+ * Narrows what a raw statement invalidates. Without it, a raw statement that may
+ * write invalidates every cached result of the namespace.
+ *
+ * ```ts
+ * await sql`update person set age = age + 1`.withPlugin(declareWrites(['person'])).execute(db)
+ * ```
+ */
+export function declareWrites(tables: readonly string[]): KyselyPlugin {
+  return new DeclareWritesPlugin(validateTags(tables, 'declareWrites(tables)'))
+}

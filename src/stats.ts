@@ -1,0 +1,37 @@
+/** Counters of one cache, for `cache.stats()`. Each is a number of queries (or operations) since creation. */
+export interface CacheStats {
+  /** `.cached()` queries served from the cache. */
+  readonly hits: number
+  /** `.cached()` queries that went to the database (including those that joined another's query). */
+  readonly misses: number
+  /** Results written to the cache. */
+  readonly stores: number
+  /** Invalidations recorded (one per write statement, commit or `invalidate()` call). */
+  readonly invalidations: number
+  /** Cache operations that failed (timeout, refused, garbled); the query went on without the cache. */
+  readonly errors: number
+  /** `.cached()` queries that skipped the cache because they ran inside a transaction. */
+  readonly bypassed: number
+  /** Misses that joined an identical query already running in this process instead of running their own. */
+  readonly coalesced: number
+  /** Results not stored because they exceed the store's item size limit. */
+  readonly oversize: number
+  /** `.cached()` queries that cannot be cached (e.g. a raw SQL fragment as a FROM item). */
+  readonly uncacheable: number
+}
+
+export class CacheCounters implements CacheStats {
+  hits = 0
+  misses = 0
+  stores = 0
+  invalidations = 0
+  errors = 0
+  bypassed = 0
+  coalesced = 0
+  oversize = 0
+  uncacheable = 0
+
+  snapshot(): CacheStats {
+    return { ...this }
+  }
+}

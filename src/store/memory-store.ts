@@ -1,0 +1,244 @@
+import { LRUCache } from 'lru-cache'
+import { describeValue } from '../server-address.js'
+import type { Store } from './store.js'
+import { StoreUnavailableError } from './store.js'
+import { ValueTooLargeError } from './value-too-large-error.js'
+
+/** Options of {@link MemoryStore}. */
+export interface MemoryStoreOptions {
+  /** Most entries kept; the least recently used go first. Default 10 000. */
+  maxEntries?: number
+  /** Most bytes kept (values + keys + a fixed per-entry overhead). Default 64 MiB. */
+  maxBytes?: number
+  /** Largest value accepted, in bytes. Default 1 MiB (or less, to fit in `maxBytes`). */
+  maxValueBytes?: number
+}
+
+interface Entry {
+  readonly value: Buffer
+  /** Wall-clock ms; `Infinity` for "no expiry". */
+  readonly expiresAt: number
+}
+
+// Rough cost of the entry object, the LRU's slots and the key's string header.
+const ENTRY_OVERHEAD_BYTES = 64
+const MAX_KEY_BYTES = 250
+const MIB = 1024 * 1024
+const UINT64_LIMIT = 1n << 64n
+const KNOWN_OPTIONS = new Set(['maxEntries', 'maxBytes', 'maxValueBytes'])
+
+/**
+ * A {@link Store} held in this process: a bounded LRU (by entry count and bytes)
+ * with per-item TTL, following memcached's semantics (`add` only if absent,
+ * expired items count as absent, `increment` creates the counter from `initial`
+ * and wraps at 2^64). Good for a single process, tests and development; it is
+ * not shared between processes.
+ *
+ * TTLs are whole seconds relative to now; `0` means no expiry (LRU eviction
+ * still applies).
+ */
+export class MemoryStore implements Store {
+  /** Largest value, in bytes, this store accepts. */
+  readonly maxValueBytes: number
+  readonly #cache: LRUCache<string, Entry>
+  #closed = false
+
+  /**
+   * @throws {TypeError | RangeError} When an option is unknown or out of range;
+   *   the message names the option and the value.
+   */
+  constructor(options: MemoryStoreOptions = {}) {
+    if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+      throw new TypeError(`MemoryStore options must be an object, got ${describeValue(options)}`)
+    }
+    for (const name of Object.keys(options)) {
+      if (!KNOWN_OPTIONS.has(name)) {
+        throw new TypeError(
+          `MemoryStore got unknown option ${JSON.stringify(name)}; known options: ${[...KNOWN_OPTIONS].join(', ')}`,
+        )
+      }
+    }
+    const maxEntries = positiveInteger('maxEntries', options.maxEntries, 10_000, 1)
+    const maxBytes = positiveInteger('maxBytes', options.maxBytes, 64 * MIB, 1024)
+    // The biggest value must still fit next to the longest key, or the LRU would drop it silently.
+    const room = maxBytes - MAX_KEY_BYTES - ENTRY_OVERHEAD_BYTES
+    const maxValueBytes = positiveInteger('maxValueBytes', options.maxValueBytes, Math.min(MIB, room), 1)
+    if (maxValueBytes > room) {
+      throw new RangeError(
+        `maxValueBytes must leave room for the key and entry overhead within maxBytes (at most ${room}), got ${maxValueBytes}`,
+      )
+    }
+    this.maxValueBytes = maxValueBytes
+    this.#cache = new LRUCache<string, Entry>({
+      max: maxEntries,
+      maxSize: maxBytes,
+      sizeCalculation: (entry, key) => entry.value.length + Buffer.byteLength(key) + ENTRY_OVERHEAD_BYTES,
+    })
+  }
+
+  /** The stored value (a copy), or `undefined` when absent or expired. */
+  async get(key: string): Promise<Buffer | undefined> {
+    this.#assertOpen()
+    assertKey(key)
+    const entry = this.#live(key, true)
+    return entry === undefined ? undefined : Buffer.from(entry.value)
+  }
+
+  /**
+   * Stores a copy of `value` unconditionally.
+   * @throws {ValueTooLargeError} When `value` is above {@link maxValueBytes}.
+   */
+  async set(key: string, value: Buffer, ttlSeconds: number): Promise<void> {
+    this.#assertOpen()
+    assertKey(key)
+    this.#assertValue(key, value)
+    this.#cache.set(key, { value: Buffer.from(value), expiresAt: expiresAt(ttlSeconds) })
+  }
+
+  /**
+   * Stores a copy of `value` only if `key` is absent (or expired).
+   * @returns `true` when it stored.
+   * @throws {ValueTooLargeError} When `value` is above {@link maxValueBytes}.
+   */
+  async add(key: string, value: Buffer, ttlSeconds: number): Promise<boolean> {
+    this.#assertOpen()
+    assertKey(key)
+    this.#assertValue(key, value)
+    const expiry = expiresAt(ttlSeconds)
+    if (this.#live(key, false) !== undefined) {
+      return false
+    }
+    this.#cache.set(key, { value: Buffer.from(value), expiresAt: expiry })
+    return true
+  }
+
+  /** Removes `key`; `false` when it was absent or already expired. */
+  async delete(key: string): Promise<boolean> {
+    this.#assertOpen()
+    assertKey(key)
+    const existed = this.#live(key, false) !== undefined
+    this.#cache.delete(key)
+    return existed
+  }
+
+  /**
+   * Adds `amount` to the decimal counter at `key`, wrapping at 2^64 like
+   * memcached; a missing counter is created holding `initial`, with no expiry.
+   * Atomic within this process (the read-modify-write never yields).
+   * @returns The counter's new value as a decimal string.
+   * @throws {Error} When the value at `key` is not a decimal counter.
+   */
+  async increment(key: string, amount: number, initial: bigint): Promise<string> {
+    this.#assertOpen()
+    assertKey(key)
+    assertAmount(amount)
+    assertInitial(initial)
+    const entry = this.#live(key, true)
+    if (entry === undefined) {
+      const text = initial.toString()
+      this.#cache.set(key, { value: Buffer.from(text, 'latin1'), expiresAt: Infinity })
+      return text
+    }
+    const current = parseCounter(entry.value)
+    if (current === undefined) {
+      throw new Error(`cannot increment ${JSON.stringify(key)}: its value is not a decimal counter`)
+    }
+    const text = ((current + BigInt(amount)) % UINT64_LIMIT).toString()
+    // memcached's incr keeps the item's expiry.
+    this.#cache.set(key, { value: Buffer.from(text, 'latin1'), expiresAt: entry.expiresAt })
+    return text
+  }
+
+  /** Drops every entry; the store rejects all calls afterwards. */
+  async close(): Promise<void> {
+    this.#closed = true
+    this.#cache.clear()
+  }
+
+  /** The unexpired entry at `key`, evicting it when expired. */
+  #live(key: string, touch: boolean): Entry | undefined {
+    const entry = touch ? this.#cache.get(key) : this.#cache.peek(key)
+    if (entry === undefined) {
+      return undefined
+    }
+    if (entry.expiresAt <= Date.now()) {
+      this.#cache.delete(key)
+      return undefined
+    }
+    return entry
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) {
+      throw new StoreUnavailableError('MemoryStore is closed')
+    }
+  }
+
+  #assertValue(key: string, value: Buffer): void {
+    if (!Buffer.isBuffer(value)) {
+      throw new TypeError(`value must be a Buffer, got ${describeValue(value)}`)
+    }
+    if (value.length > this.maxValueBytes) {
+      throw new ValueTooLargeError(key, value.length, this.maxValueBytes)
+    }
+  }
+}
+
+function positiveInteger(name: string, value: unknown, fallback: number, min: number): number {
+  if (value === undefined) {
+    return fallback
+  }
+  if (typeof value !== 'number') {
+    throw new TypeError(`${name} must be an integer of at least ${min}, got ${describeValue(value)}`)
+  }
+  if (!Number.isSafeInteger(value) || value < min) {
+    throw new RangeError(`${name} must be an integer of at least ${min}, got ${describeValue(value)}`)
+  }
+  return value
+}
+
+// Same rule as memcached's text protocol, so a key that works here works there.
+function assertKey(key: unknown): asserts key is string {
+  if (
+    typeof key !== 'string' ||
+    key.length === 0 ||
+    /[\u0000-\u0020\u007f]/.test(key) ||
+    Buffer.byteLength(key) > MAX_KEY_BYTES
+  ) {
+    throw new TypeError(
+      `key must be 1 to ${MAX_KEY_BYTES} bytes without spaces or control characters, got ${describeValue(key)}`,
+    )
+  }
+}
+
+function expiresAt(ttlSeconds: unknown): number {
+  if (typeof ttlSeconds !== 'number' || !Number.isSafeInteger(ttlSeconds) || ttlSeconds < 0) {
+    const Kind = typeof ttlSeconds === 'number' ? RangeError : TypeError
+    throw new Kind(`ttlSeconds must be a non-negative integer number of seconds, got ${describeValue(ttlSeconds)}`)
+  }
+  return ttlSeconds === 0 ? Infinity : Date.now() + ttlSeconds * 1000
+}
+
+function assertAmount(amount: unknown): void {
+  if (typeof amount !== 'number' || !Number.isSafeInteger(amount) || amount < 0) {
+    const Kind = typeof amount === 'number' ? RangeError : TypeError
+    throw new Kind(`amount must be a non-negative safe integer, got ${describeValue(amount)}`)
+  }
+}
+
+function assertInitial(initial: unknown): void {
+  if (typeof initial !== 'bigint' || initial < 0n || initial >= UINT64_LIMIT) {
+    const Kind = typeof initial === 'bigint' ? RangeError : TypeError
+    throw new Kind(`initial must be a bigint from 0 to 2^64-1, got ${describeValue(initial)}`)
+  }
+}
+
+/** memcached accepts digits followed by padding spaces (its `decr` pads). */
+function parseCounter(value: Buffer): bigint | undefined {
+  const text = value.toString('latin1')
+  if (!/^[0-9]{1,20} *$/.test(text)) {
+    return undefined
+  }
+  const number = BigInt(text.trimEnd())
+  return number < UINT64_LIMIT ? number : undefined
+}

@@ -1,0 +1,44 @@
+/**
+ * What the query cache needs from a key-value tier. Two implementations ship:
+ * {@link MemcachedStore} (several memcached nodes on a ketama ring) and
+ * {@link MemoryStore} (bounded in-process LRU with TTL, one process only).
+ *
+ * Every method may reject with a {@link StoreUnavailableError} when the node that
+ * owns the key cannot answer in time; callers treat that as "cache unknown" and go
+ * to the database. No method ever waits longer than the store's own timeout.
+ *
+ * TTLs are whole seconds; `0` means "no expiry" (the item may still be evicted).
+ */
+export interface Store {
+  /** The stored value, or `undefined` when the key is absent. */
+  get(key: string): Promise<Buffer | undefined>
+  /** Stores unconditionally. */
+  set(key: string, value: Buffer, ttlSeconds: number): Promise<void>
+  /** Stores only if absent (memcached `add`, atomic). Resolves `true` when it stored. */
+  add(key: string, value: Buffer, ttlSeconds: number): Promise<boolean>
+  /** Removes the key; resolves `false` when it was absent. */
+  delete(key: string): Promise<boolean>
+  /**
+   * Atomically adds `amount` to the decimal counter at `key`; when the counter is
+   * absent it is created holding `initial` (memcached `incr` with an initial value).
+   * Resolves the counter's new value as a decimal string.
+   */
+  increment(key: string, amount: number, initial: bigint): Promise<string>
+  /** Largest value, in bytes, this store accepts; larger values are not stored. */
+  readonly maxValueBytes: number
+  /** Closes sockets and timers; the store is unusable afterwards. */
+  close(): Promise<void>
+}
+
+/** The store could not answer for a key: node down, refused, timed out or garbled. */
+export class StoreUnavailableError extends Error {
+  override readonly name = 'StoreUnavailableError'
+  constructor(
+    message: string,
+    /** `host:port` of the node that failed, when known. */
+    readonly node?: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options)
+  }
+}
