@@ -56,7 +56,6 @@ export class CacheEngine {
   readonly #store: Store
   readonly #generations: Generations
   readonly #flights = new SingleFlight<Flight>()
-  readonly #analysis = new WeakMap<RootOperationNode, StatementInfo>()
   /** Bumped by every write this process makes, so a read never joins a flight that began before it. */
   #writeEpoch = 0
 
@@ -74,7 +73,17 @@ export class CacheEngine {
     const mark = markOf(compiled.query)
     if (mark !== undefined) {
       noteHandled(compiled.queryId)
-      return this.#read(runner, compiled, mark, options)
+      const info = this.#analyze(mark.source)
+      if (info.kind === 'read') {
+        if (runner.transactionWrites === undefined) {
+          return this.#read(runner, compiled, mark, info, options)
+        }
+        // Uncommitted rows must not enter the cache, and the transaction must see its own writes.
+        this.counters.bypassed++
+        return runner.run(compiled, options)
+      }
+      // A select that writes (in a CTE) or that the walk cannot see through: run it as any statement.
+      this.counters.uncacheable++
     }
     const writes = this.#writesOf(runner, compiled)
     const result = await runner.run(compiled, options)
@@ -109,19 +118,9 @@ export class CacheEngine {
     runner: QueryRunner,
     compiled: CompiledQuery,
     mark: CacheMark,
+    info: StatementInfo,
     options: AbortableOperationOptions,
   ): Promise<QueryResult<unknown>> {
-    if (runner.transactionWrites !== undefined) {
-      // Uncommitted rows must not enter the cache, and the transaction must see its own writes.
-      this.counters.bypassed++
-      return runner.run(compiled, options)
-    }
-    const info = this.#analyze(mark.source)
-    if (info.kind !== 'read') {
-      this.counters.uncacheable++
-      return this.#runWrite(runner, compiled, info, options)
-    }
-
     const key = queryKey(this.#config.namespace, compiled.sql, compiled.parameters, mark.tags)
     const generationKeys = this.#generations.keysFor(info.reads, mark.tags)
     // One round trip: the value and every generation it depends on, in parallel.
@@ -234,20 +233,7 @@ export class CacheEngine {
     }
   }
 
-  async #runWrite(
-    runner: QueryRunner,
-    compiled: CompiledQuery,
-    info: StatementInfo,
-    options: AbortableOperationOptions,
-  ): Promise<QueryResult<unknown>> {
-    const result = await runner.run(compiled, options)
-    if (info.kind === 'write') {
-      await this.#afterWrite(runner, { namespace: false, tables: new Set(info.writes) })
-    }
-    return result
-  }
-
-  /** What an unmarked statement writes, handling transaction statements sent as raw SQL. */
+  /** What a statement writes, handling transaction statements sent as raw SQL. */
   #writesOf(runner: QueryRunner, compiled: CompiledQuery): WriteSet | undefined {
     const node = compiled.query
     if (node.kind === 'SelectQueryNode' && node.with === undefined) {
@@ -260,8 +246,9 @@ export class CacheEngine {
     if (info.kind === 'write') {
       return { namespace: false, tables: new Set(info.writes) }
     }
-    // Schema statements (create, alter, drop, …) may change what any cached query returns.
-    return info.kind === 'opaque' && node.kind !== 'SelectQueryNode' ? { namespace: true, tables: new Set() } : undefined
+    // Schema statements (create, alter, drop, …) may change what any cached query returns, and
+    // a select that stayed opaque here has a WITH the walk could not see through (raw CTE body).
+    return info.kind === 'opaque' ? { namespace: true, tables: new Set() } : undefined
   }
 
   #rawWrites(runner: QueryRunner, compiled: CompiledQuery): WriteSet | undefined {
@@ -299,13 +286,9 @@ export class CacheEngine {
     for (const table of writes.tables) pending.tables.add(table)
   }
 
+  /** Memoised per node by the walk itself: a reused builder is analysed once. */
   #analyze(node: RootOperationNode): StatementInfo {
-    let info = this.#analysis.get(node)
-    if (info === undefined) {
-      info = analyzeStatement(node, this.#config.defaultSchema)
-      this.#analysis.set(node, info)
-    }
-    return info
+    return analyzeStatement(node, this.#config.defaultSchema)
   }
 
   #failed(error: unknown): void {
