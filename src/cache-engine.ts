@@ -34,6 +34,7 @@ export interface CacheEngineConfig {
   readonly namespace: string
   readonly defaultTtl: number
   readonly defaultSchema: string
+  readonly generationReplicas: number
   readonly onError: (error: unknown) => void
 }
 
@@ -62,7 +63,7 @@ export class CacheEngine {
   constructor(config: CacheEngineConfig) {
     this.#config = config
     this.#store = config.store
-    this.#generations = new Generations(config.store, config.namespace)
+    this.#generations = new Generations(config.store, config.namespace, config.generationReplicas)
   }
 
   async execute(
@@ -129,8 +130,16 @@ export class CacheEngine {
       ...generationKeys.map((k) => this.#getGeneration(k)),
     ])
 
-    if (value !== undefined && value !== FAILED) {
-      const rows = this.#servable(value, generations)
+    // When any of it could not be read, the result can be neither validated nor stored.
+    let current: string[] | undefined
+    if (value !== FAILED && !generations.includes(FAILED)) {
+      // A missing generation is restored from a replica or created: rare, one more round trip.
+      current = generations.includes(undefined)
+        ? await this.#ensure(generationKeys, generations as (string | undefined)[])
+        : (generations as string[])
+    }
+    if (value !== undefined && value !== FAILED && current !== undefined) {
+      const rows = this.#servable(value, current)
       if (rows !== undefined) {
         this.counters.hits++
         return { rows }
@@ -138,16 +147,13 @@ export class CacheEngine {
     }
     this.counters.misses++
 
-    // When any of it could not be read, the result can be neither validated nor stored.
-    const known = value !== FAILED && !generations.includes(FAILED)
-    const flightKey = `${key}|${generations.map(String).join(',')}|${this.#writeEpoch}`
+    const flightKey = `${key}|${current?.join(',') ?? '?'}|${this.#writeEpoch}`
     const ttl = mark.ttl ?? this.#config.defaultTtl
     let leader = false
     const flight = await this.#flights.run(
       flightKey,
       async () => {
         leader = true
-        const current = known ? await this.#ensure(generationKeys, generations as (string | undefined)[]) : undefined
         const result = await runner.run(compiled, options)
         const rowsText = this.#encode(result.rows)
         if (current !== undefined && rowsText !== undefined) {
@@ -164,14 +170,13 @@ export class CacheEngine {
   }
 
   /** The rows of an entry computed under exactly the current generations, else `undefined`. */
-  #servable(value: Buffer, generations: readonly (string | undefined | typeof FAILED)[]): unknown[] | undefined {
+  #servable(value: Buffer, generations: readonly string[]): unknown[] | undefined {
     const entry = decodeEntry(value)
     if (entry === undefined || entry.generations.length !== generations.length) {
       return undefined
     }
     for (let i = 0; i < generations.length; i++) {
-      const current = generations[i]
-      if (current === undefined || current === FAILED || current !== entry.generations[i]) {
+      if (generations[i] !== entry.generations[i]) {
         return undefined
       }
     }

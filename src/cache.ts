@@ -30,6 +30,8 @@ export interface QueryCacheOptions {
   readonly fallbackTtl?: number
   /** Largest value stored; larger results are not cached. Default 1 MiB less 1 KiB of item overhead. */
   readonly maxValueBytes?: number
+  /** Nodes holding a copy of each generation, so losing one node does not invalidate every result. Default 3. */
+  readonly generationReplicas?: number
   /** Bounds of the embedded store. */
   readonly memory?: { readonly maxEntries?: number; readonly maxBytes?: number }
   /** Schema of unqualified table names, so `person` and `public.person` are one table. Default `"public"`. */
@@ -67,7 +69,7 @@ export interface QueryCache {
 
 const KNOWN_OPTIONS = new Set([
   'servers', 'store', 'namespace', 'defaultTtl', 'timeoutMs', 'failureThreshold', 'retryAfterMs',
-  'fallbackTtl', 'maxValueBytes', 'memory', 'defaultSchema', 'onError',
+  'fallbackTtl', 'maxValueBytes', 'generationReplicas', 'memory', 'defaultSchema', 'onError',
 ])
 
 /**
@@ -98,8 +100,9 @@ export function createQueryCache(options: QueryCacheOptions = {}): QueryCache {
   if (typeof onError !== 'function') {
     throw new TypeError(`onError must be a function, got ${describe(onError)}`)
   }
+  const generationReplicas = validatePositiveInteger(options.generationReplicas ?? 3, 'generationReplicas')
   const store = createStore(options)
-  const engine = new CacheEngine({ store, namespace, defaultTtl, defaultSchema, onError })
+  const engine = new CacheEngine({ store, namespace, defaultTtl, defaultSchema, generationReplicas, onError })
 
   return {
     store,

@@ -1,26 +1,32 @@
+import { randomBytes } from 'node:crypto'
 import { namespaceGenerationKey, tableGenerationKey, tagGenerationKey } from './key.js'
-import type { Store } from './store/store.js'
+import { StoreUnavailableError, type Store } from './store/store.js'
 
 /**
- * Generation counters decide whether a cached result is still current. Every
- * result is stored with the generations of the namespace, of each table it read
- * and of each tag it carries, as they were read *before* its database query; a
- * write bumps the counters of what it touched. A result whose recorded
- * generations differ from the current ones is never served.
+ * Generations decide whether a cached result is still current. Every result is
+ * stored with the generations of the namespace, of each table it read and of
+ * each tag it carries, as they were read *before* its database query; a write
+ * replaces the generations of what it touched with fresh ones. A result whose
+ * recorded generations differ from the current ones is never served.
  *
- * The counters live in the store, so a write in one process invalidates the
- * results cached by every process that shares the store.
+ * A generation is an opaque token that is never reused (clock plus randomness),
+ * compared for equality only. It lives in the store, so a write in one process
+ * invalidates what every process cached, and it is replicated on several nodes
+ * (see {@link Store.getReplicas}): losing the node that holds `person`'s
+ * generation must not invalidate every cached read of `person`.
  */
 export class Generations {
   readonly #store: Store
   readonly #namespace: string
+  readonly #replicas: number
 
-  constructor(store: Store, namespace: string) {
+  constructor(store: Store, namespace: string, replicas: number) {
     this.#store = store
     this.#namespace = namespace
+    this.#replicas = replicas
   }
 
-  /** Counter keys for a result, namespace first, in a fixed order. */
+  /** Generation keys for a result, namespace first, in a fixed order. Read them with `store.get`. */
   keysFor(tables: readonly string[], tags: readonly string[]): string[] {
     const keys = [namespaceGenerationKey(this.#namespace)]
     for (const table of tables) keys.push(tableGenerationKey(this.#namespace, table))
@@ -29,28 +35,42 @@ export class Generations {
   }
 
   /**
-   * Reads a counter that was missing, creating it when it still is. A new
-   * counter starts from the clock, a value never used before, so a result stored
-   * under a counter that was evicted can never match its successor.
+   * The generation of a key `get` found missing: copied from another replica
+   * when one still has it (the node that holds the first copy came back empty),
+   * else created fresh. Only ever `add`s, so it cannot undo a concurrent bump.
    */
-  ensure(key: string): Promise<string> {
-    return this.#store.increment(key, 0, freshGeneration())
+  async ensure(key: string): Promise<string> {
+    const copies = await this.#store.getReplicas(key, this.#replicas)
+    const first = copies[0]
+    if (first instanceof Buffer) {
+      return first.toString('latin1')
+    }
+    const survivor = copies.find((copy): copy is Buffer => copy instanceof Buffer)
+    const token = survivor === undefined ? freshGeneration() : survivor.toString('latin1')
+    const added = await this.#store.addReplicas(key, Buffer.from(token, 'latin1'), 0, this.#replicas)
+    if (added[0] === true) {
+      return token
+    }
+    const current = await this.#store.get(key)
+    if (current === undefined) {
+      throw new StoreUnavailableError(`generation ${JSON.stringify(key)} could neither be read nor created`)
+    }
+    return current.toString('latin1')
   }
 
-  /** Bumps the counters of written tables and tags (`namespace` bumps every result's). */
+  /** Replaces the generations of written tables and tags (`namespace`: of every result). */
   async bump(target: { tables?: readonly string[]; tags?: readonly string[]; namespace?: boolean }): Promise<void> {
     const keys: string[] = []
     if (target.namespace) keys.push(namespaceGenerationKey(this.#namespace))
     for (const table of target.tables ?? []) keys.push(tableGenerationKey(this.#namespace, table))
     for (const tag of target.tags ?? []) keys.push(tagGenerationKey(this.#namespace, tag))
-    await Promise.all(keys.map((key) => this.#store.increment(key, 1, freshGeneration())))
+    await Promise.all(
+      keys.map((key) => this.#store.setReplicas(key, Buffer.from(freshGeneration(), 'latin1'), 0, this.#replicas)),
+    )
   }
 }
 
-/**
- * Microseconds since the epoch: a counter created earlier stays below it unless
- * it was bumped more than a thousand times a millisecond on average.
- */
-function freshGeneration(): bigint {
-  return BigInt(Date.now()) * 1000n + BigInt(Math.floor(Math.random() * 1000))
+/** Never used before: milliseconds since the epoch and 48 random bits. */
+function freshGeneration(): string {
+  return `${Date.now().toString(36)}.${randomBytes(6).toString('base64url')}`
 }

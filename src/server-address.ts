@@ -26,6 +26,9 @@ export function describeValue(value: unknown): string {
   let text: string
   if (typeof value === 'string') {
     text = JSON.stringify(value)
+  } else if (typeof value === 'number') {
+    // JSON.stringify would print NaN and Infinity as "null".
+    text = Object.is(value, -0) ? '-0' : String(value)
   } else if (typeof value === 'bigint') {
     text = `${value}n`
   } else if (typeof value === 'function') {

@@ -269,10 +269,10 @@ describe('MemcachedStore options', () => {
   const servers = ['127.0.0.1:11211']
   const cases: Array<[string, unknown, ErrorConstructor, string]> = [
     ['timeoutMs', { servers, timeoutMs: -1 }, RangeError, 'timeoutMs must be a positive finite number of milliseconds, got -1'],
-    ['timeoutMs', { servers, timeoutMs: Infinity }, RangeError, 'timeoutMs must be a positive finite number of milliseconds, got null'],
+    ['timeoutMs', { servers, timeoutMs: Infinity }, RangeError, 'timeoutMs must be a positive finite number of milliseconds, got Infinity'],
     ['timeoutMs', { servers, timeoutMs: '250' }, TypeError, 'timeoutMs must be a positive finite number of milliseconds, got "250"'],
     ['failureThreshold', { servers, failureThreshold: 0 }, RangeError, 'failureThreshold must be a positive integer, got 0'],
-    ['retryAfterMs', { servers, retryAfterMs: NaN }, RangeError, 'retryAfterMs must be a positive finite number of milliseconds'],
+    ['retryAfterMs', { servers, retryAfterMs: NaN }, RangeError, 'retryAfterMs must be a positive finite number of milliseconds, got NaN'],
     ['fallbackTtlSeconds', { servers, fallbackTtlSeconds: 0 }, RangeError, 'fallbackTtlSeconds must be an integer number of seconds from 1 to 2592000, got 0'],
     ['maxValueBytes', { servers, maxValueBytes: 1.5 }, RangeError, 'maxValueBytes must be an integer number of bytes from 1 to 1 GiB, got 1.5'],
     ['onEvent', { servers, onEvent: 'log' }, TypeError, 'onEvent must be a function, got "log"'],
@@ -294,6 +294,24 @@ describe('MemcachedStore options', () => {
     expect(store.nodeStates().map((state) => state.id)).toEqual(['[::1]:11211', '127.0.0.1:11211'])
     expect(store.liveNodeCount).toBe(2)
     void store.close()
+  })
+})
+
+describe('the memcached test harness', () => {
+  it('explains how to install memcached when the binary is not on PATH', async () => {
+    const { PATH, MEMCACHED_BIN } = process.env
+    process.env['PATH'] = '/nonexistent'
+    delete process.env['MEMCACHED_BIN']
+    try {
+      await expect(startMemcached(1)).rejects.toThrow(
+        'memcached binary not found on PATH; install it (Debian/Ubuntu: apt-get install memcached, macOS: brew install memcached)',
+      )
+    } finally {
+      process.env['PATH'] = PATH
+      if (MEMCACHED_BIN !== undefined) {
+        process.env['MEMCACHED_BIN'] = MEMCACHED_BIN
+      }
+    }
   })
 })
 
@@ -390,6 +408,30 @@ describe('MemcachedStore when nodes fail', () => {
 
   afterAll(async () => {
     await cluster?.stopAll()
+  })
+
+  it('keeps replicated keys on the first live nodes clockwise, uncapped, and serves them after the first copy dies', async () => {
+    const { store } = openStore({ servers: cluster.servers, failureThreshold: 1, retryAfterMs: 60_000, fallbackTtlSeconds: 2 })
+    const first = cluster.nodes[0]!
+    const key = keyOwnedBy(store, first)
+    expect(await store.setReplicas(key, Buffer.from('g1'), 0, 2)).toBe(2)
+    const holders = await Promise.all(cluster.nodes.map(async (node) => (await node.ttl(key)) !== undefined))
+    expect(holders.filter(Boolean)).toHaveLength(2)
+    expect(holders[0]).toBe(true)
+
+    expect(await store.addReplicas(key, Buffer.from('g2'), 0, 3)).toEqual([false, false, true])
+    const copies = await store.getReplicas(key, 3)
+    expect(copies.map((copy) => copy?.toString())).toEqual(['g1', 'g1', 'g2'])
+
+    await first.kill()
+    await expect(store.get(key)).rejects.toBeInstanceOf(StoreUnavailableError)
+    // The next replica now answers `get`, with the same copy and no stand-in TTL cap.
+    expect((await store.get(key))?.toString()).toBe('g1')
+    expect(await store.setReplicas(key, Buffer.from('g3'), 0, 2)).toBe(2)
+    await sleep(3100)
+    expect((await store.get(key))?.toString()).toBe('g3')
+    const [survivor] = await store.getReplicas(key, 1)
+    expect(survivor?.toString()).toBe('g3')
   })
 
   it('does not reroute a failing node before the threshold, and one success resets its count', async () => {

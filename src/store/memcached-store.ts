@@ -198,8 +198,9 @@ export class MemcachedStore implements Store {
     }
     this.#liveNodeCount = addresses.length
     // The ring always holds every node; down nodes are skipped at lookup. Rebuilding
-    // a smaller ring would not do: hashring sizes vnodes as floor(40 * n / n), which
-    // is 39 for some n, and would move keys between healthy nodes.
+    // a smaller ring would not do: hashring gives each node floor((1 / n) * 40 * n)
+    // vnodes in floating point, 39 instead of 40 for n = 7, so going from 8 nodes to
+    // 7 would also move keys between healthy nodes.
     this.#ring = new HashRing(addresses.map((address) => address.id))
   }
 
@@ -341,6 +342,93 @@ export class MemcachedStore implements Store {
       default:
         throw this.#statusError(node, 'increment', key, response)
     }
+  }
+
+  /** Values on each of the first `count` live nodes clockwise from `key` (see {@link Store.getReplicas}). */
+  async getReplicas(key: string, count: number): Promise<Array<Buffer | undefined | StoreUnavailableError>> {
+    return this.#onReplicas(key, count, async (node) => {
+      const response = await this.#call(node, 'get', key, EMPTY, EMPTY)
+      switch (response.header.status) {
+        case STATUS.ok:
+          return Buffer.from(response.val)
+        case STATUS.notFound:
+          return undefined
+        default:
+          throw this.#statusError(node, 'get', key, response)
+      }
+    })
+  }
+
+  /** Stores on each replica, with the TTL as given: replicas are homes, not stand-ins. */
+  async setReplicas(key: string, value: Buffer, ttlSeconds: number, count: number): Promise<number> {
+    this.#assertValue(key, value)
+    assertTtl(ttlSeconds)
+    const results = await this.#onReplicas(key, count, async (node) => {
+      const response = await this.#call(node, 'set', key, storageExtras(this.#expiry(ttlSeconds, false)), value)
+      if (response.header.status !== STATUS.ok) {
+        throw this.#statusError(node, 'set', key, response)
+      }
+      return true
+    })
+    return results.filter((stored) => stored === true).length
+  }
+
+  /** `add` on each replica (see {@link Store.addReplicas}). */
+  async addReplicas(key: string, value: Buffer, ttlSeconds: number, count: number): Promise<Array<boolean | undefined>> {
+    this.#assertValue(key, value)
+    assertTtl(ttlSeconds)
+    const results = await this.#onReplicas(key, count, async (node) => {
+      const response = await this.#call(node, 'add', key, storageExtras(this.#expiry(ttlSeconds, false)), value)
+      switch (response.header.status) {
+        case STATUS.ok:
+          return true
+        case STATUS.exists:
+        case STATUS.notStored:
+          return false
+        default:
+          throw this.#statusError(node, 'add', key, response)
+      }
+    })
+    return results.map((result) => (result instanceof StoreUnavailableError ? undefined : result))
+  }
+
+  /**
+   * Runs `operation` on the first `count` live nodes clockwise from `key` (the first
+   * is the node `get` reads from), in parallel. A node's failure fills its slot;
+   * the call rejects only when no node answered.
+   */
+  async #onReplicas<T>(
+    key: string,
+    count: number,
+    operation: (node: NodeHealth) => Promise<T>,
+  ): Promise<Array<T | StoreUnavailableError>> {
+    this.#assertOpen()
+    assertKey(key)
+    if (!Number.isSafeInteger(count) || count < 1) {
+      throw new RangeError(`replica count must be a positive integer, got ${describeValue(count)}`)
+    }
+    const replicas: NodeHealth[] = []
+    for (const id of this.#ring.range(key)) {
+      const node = this.#nodes.get(id)
+      if (node?.up) replicas.push(node)
+      if (replicas.length === count) break
+    }
+    if (replicas.length === 0) {
+      throw new StoreUnavailableError(`all ${this.#nodes.size} memcached nodes are down`)
+    }
+    const settled = await Promise.allSettled(replicas.map(operation))
+    const results = settled.map((outcome, i) => {
+      if (outcome.status === 'fulfilled') return outcome.value
+      const reason: unknown = outcome.reason
+      return reason instanceof StoreUnavailableError
+        ? reason
+        : new StoreUnavailableError(String(reason), replicas[i]!.address.id, { cause: reason })
+    })
+    const failure = results.find((result): result is StoreUnavailableError => result instanceof StoreUnavailableError)
+    if (failure !== undefined && results.every((result) => result instanceof StoreUnavailableError)) {
+      throw failure
+    }
+    return results
   }
 
   /** Closes every connection and timer; later calls reject with {@link StoreUnavailableError}. */

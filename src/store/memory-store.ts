@@ -150,6 +150,20 @@ export class MemoryStore implements Store {
   }
 
   /** Drops every entry; the store rejects all calls afterwards. */
+  /** One process, one node: the only replica is the key itself. */
+  async getReplicas(key: string): Promise<Array<Buffer | undefined>> {
+    return [await this.get(key)]
+  }
+
+  async setReplicas(key: string, value: Buffer, ttlSeconds: number): Promise<number> {
+    await this.set(key, value, ttlSeconds)
+    return 1
+  }
+
+  async addReplicas(key: string, value: Buffer, ttlSeconds: number): Promise<boolean[]> {
+    return [await this.add(key, value, ttlSeconds)]
+  }
+
   async close(): Promise<void> {
     this.#closed = true
     this.#cache.clear()

@@ -24,6 +24,21 @@ export interface Store {
    * Resolves the counter's new value as a decimal string.
    */
   increment(key: string, amount: number, initial: bigint): Promise<string>
+  /**
+   * Replicated keys: small, important values (generation counters, the tier's
+   * mode flag) kept on the first `count` live nodes clockwise from the key on the
+   * ring, so losing one node loses no copy. The first replica is the node `get`
+   * reads `key` from. Replicas are homes, not stand-ins: their TTL is not capped.
+   * A single-node store has one replica.
+   *
+   * Resolves the value on each replica, in ring order; a replica that failed is
+   * a {@link StoreUnavailableError} in its slot. Rejects only if none answered.
+   */
+  getReplicas(key: string, count: number): Promise<Array<Buffer | undefined | StoreUnavailableError>>
+  /** Stores on each replica; resolves how many stored. Rejects only if none did. */
+  setReplicas(key: string, value: Buffer, ttlSeconds: number, count: number): Promise<number>
+  /** `add` on each replica; resolves, per replica, whether it stored (`undefined`: it failed). */
+  addReplicas(key: string, value: Buffer, ttlSeconds: number, count: number): Promise<Array<boolean | undefined>>
   /** Largest value, in bytes, this store accepts; larger values are not stored. */
   readonly maxValueBytes: number
   /** Closes sockets and timers; the store is unusable afterwards. */

@@ -4,9 +4,10 @@
  */
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { accessSync, constants, readFileSync } from 'node:fs'
+import { accessSync, constants, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs'
 import { connect, createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 
@@ -63,9 +64,14 @@ const NOT_FOUND_MESSAGE =
   'memcached binary not found on PATH; install it (Debian/Ubuntu: apt-get install memcached, macOS: brew install memcached)'
 const HOST = '127.0.0.1'
 const START_ATTEMPTS = 8
+// Shared by every worker: a port stays reserved while its cluster lives, so a
+// node killed for a test can come back on its port without another worker
+// having started a memcached there meanwhile.
+const PORT_LOCK_DIR = join(tmpdir(), 'kysely-memcache-test-ports')
 
 // Every process this module started and that has not exited yet.
 const liveProcesses = new Set<ChildProcess>()
+const reservedPorts = new Set<number>()
 let exitHookInstalled = false
 
 /**
@@ -93,6 +99,9 @@ export async function startMemcached(count: number, options: StartMemcachedOptio
     nodes,
     stopAll: async () => {
       await Promise.all(nodes.map((node) => node.kill()))
+      for (const node of nodes) {
+        releasePort(node.port)
+      }
     },
   }
 }
@@ -127,6 +136,9 @@ function installExitHook(): void {
     for (const child of liveProcesses) {
       child.kill('SIGKILL')
     }
+    for (const port of reservedPorts) {
+      releasePort(port)
+    }
   })
 }
 
@@ -135,10 +147,14 @@ async function startNode(binary: string, options: StartMemcachedOptions): Promis
   // The port is free when we look, but another worker may bind it before memcached does.
   for (let attempt = 0; attempt < START_ATTEMPTS; attempt++) {
     const port = await freePort()
+    if (!reservePort(port)) {
+      continue
+    }
     try {
       const child = await launch(binary, port, options)
       return new Node(binary, port, child, options)
     } catch (error) {
+      releasePort(port)
       lastError = error
       if (!(error instanceof PortTakenError)) {
         throw error
@@ -329,6 +345,61 @@ async function isOurs(port: number, pid: number | undefined): Promise<boolean> {
     return stats['pid'] === String(pid)
   } catch {
     return false
+  }
+}
+
+/** Claims `port` across processes with an exclusive lock file; steals locks of dead processes. */
+function reservePort(port: number): boolean {
+  mkdirSync(PORT_LOCK_DIR, { recursive: true })
+  const file = join(PORT_LOCK_DIR, String(port))
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(file, String(process.pid), { flag: 'wx' })
+      reservedPorts.add(port)
+      return true
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
+        throw error
+      }
+    }
+    const owner = Number(readFileSafely(file))
+    if (Number.isSafeInteger(owner) && owner > 0 && isAlive(owner)) {
+      return false
+    }
+    try {
+      unlinkSync(file)
+    } catch {
+      // Someone else cleaned it first; try again.
+    }
+  }
+  return false
+}
+
+function releasePort(port: number): void {
+  if (!reservedPorts.delete(port)) {
+    return
+  }
+  try {
+    unlinkSync(join(PORT_LOCK_DIR, String(port)))
+  } catch {
+    // Already gone.
+  }
+}
+
+function readFileSafely(file: string): string {
+  try {
+    return readFileSync(file, 'utf8')
+  } catch {
+    return ''
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
   }
 }
 
