@@ -2,12 +2,14 @@ import type { CompiledQuery, DatabaseConnection, QueryResult, RootOperationNode 
 import { declaredWritesOf, markOf, noteHandled, type CacheMark } from './cached.js'
 import { decodeEntry, decodeRows, encodeEntry, encodeRows } from './codec.js'
 import { Generations } from './generations.js'
-import { queryKey } from './key.js'
+import { lockKey, queryKey } from './key.js'
 import { classifyRawStatement } from './raw-statement.js'
+import { computeUnderLock, UNAVAILABLE, type SafeLockConfig } from './safe-lock.js'
 import { SingleFlight } from './single-flight.js'
 import { analyzeStatement, normalizeTableName, type StatementInfo } from './statement.js'
 import { CacheCounters } from './stats.js'
 import type { Store } from './store/store.js'
+import type { CacheMode } from './tier-state.js'
 import { ValueTooLargeError } from './store/value-too-large-error.js'
 
 /** What the engine needs from a connection: run on the real one, and its transaction state. */
@@ -35,6 +37,10 @@ export interface CacheEngineConfig {
   readonly defaultTtl: number
   readonly defaultSchema: string
   readonly generationReplicas: number
+  /** The farm-wide lock's settings, or `false` when safe mode is off. */
+  readonly safeMode: SafeLockConfig | false
+  /** This process's mode, read on every miss: must cost no I/O. */
+  readonly mode: () => CacheMode
   readonly onError: (error: unknown) => void
 }
 
@@ -139,10 +145,10 @@ export class CacheEngine {
         : (generations as string[])
     }
     if (value !== undefined && value !== FAILED && current !== undefined) {
-      const rows = this.#servable(value, current)
-      if (rows !== undefined) {
+      const hit = this.#servable(value, current)
+      if (hit !== undefined) {
         this.counters.hits++
-        return { rows }
+        return hit.result
       }
     }
     this.counters.misses++
@@ -150,16 +156,26 @@ export class CacheEngine {
     const flightKey = `${key}|${current?.join(',') ?? '?'}|${this.#writeEpoch}`
     const ttl = mark.ttl ?? this.#config.defaultTtl
     let leader = false
+    const compute = async (): Promise<{ value: Flight; stored: boolean }> => {
+      const result = await runner.run(compiled, options)
+      const rowsText = this.#encode(result.rows)
+      const stored =
+        current !== undefined && rowsText !== undefined && (await this.#put(key, encodeEntry(current, rowsText), ttl))
+      return { value: { result, rowsText }, stored }
+    }
     const flight = await this.#flights.run(
       flightKey,
       async () => {
         leader = true
-        const result = await runner.run(compiled, options)
-        const rowsText = this.#encode(result.rows)
-        if (current !== undefined && rowsText !== undefined) {
-          await this.#put(key, encodeEntry(current, rowsText), ttl)
+        const safeMode = this.#config.safeMode
+        // Degraded: one process of the farm computes. Needs the generations, or nothing could be stored.
+        if (safeMode !== false && mark.safe && current !== undefined && this.#config.mode() === 'degraded') {
+          return computeUnderLock(this.#store, lockKey(key), safeMode, {
+            compute,
+            recheck: () => this.#recheck(key, current),
+          }, this.counters)
         }
-        return { result, rowsText }
+        return (await compute()).value
       },
       () => this.counters.coalesced++,
     )
@@ -169,8 +185,15 @@ export class CacheEngine {
     return { rows: decodeRows(flight.rowsText) }
   }
 
-  /** The rows of an entry computed under exactly the current generations, else `undefined`. */
-  #servable(value: Buffer, generations: readonly string[]): unknown[] | undefined {
+  /** What another process stored meanwhile, if it is servable under `generations`. */
+  async #recheck(key: string, generations: readonly string[]): Promise<Flight | undefined | typeof UNAVAILABLE> {
+    const value = await this.#get(key)
+    if (value === FAILED) return UNAVAILABLE
+    return value === undefined ? undefined : this.#servable(value, generations)
+  }
+
+  /** An entry computed under exactly the current generations, else `undefined`. */
+  #servable(value: Buffer, generations: readonly string[]): Flight | undefined {
     const entry = decodeEntry(value)
     if (entry === undefined || entry.generations.length !== generations.length) {
       return undefined
@@ -181,7 +204,7 @@ export class CacheEngine {
       }
     }
     try {
-      return decodeRows(entry.rowsText)
+      return { result: { rows: decodeRows(entry.rowsText) }, rowsText: entry.rowsText }
     } catch (error) {
       this.#failed(error)
       return undefined
@@ -221,20 +244,23 @@ export class CacheEngine {
     }
   }
 
-  async #put(key: string, value: Buffer, ttl: number): Promise<void> {
+  /** Resolves whether the value is now in the store. */
+  async #put(key: string, value: Buffer, ttl: number): Promise<boolean> {
     if (value.length > this.#store.maxValueBytes) {
       this.counters.oversize++
-      return
+      return false
     }
     try {
       await this.#store.set(key, value, ttl)
       this.counters.stores++
+      return true
     } catch (error) {
       if (error instanceof ValueTooLargeError) {
         this.counters.oversize++
       } else {
         this.#failed(error)
       }
+      return false
     }
   }
 

@@ -4,9 +4,12 @@ import { createCachingDialect } from './dialect.js'
 import { validateNamespace } from './key.js'
 import { describe, validatePositive, validatePositiveInteger, validateTags, validateTtl } from './options.js'
 import type { CacheStats } from './stats.js'
-import { MemcachedStore } from './store/memcached-store.js'
+import { ModeView, type ModeChange } from './mode.js'
+import { resolveSafeMode, type SafeModeOptions, ORIGINAL_SAFE_MODE } from './safe-lock.js'
+import { MemcachedStore, type StoreEvent } from './store/memcached-store.js'
 import { MemoryStore } from './store/memory-store.js'
 import type { Store } from './store/store.js'
+import type { CacheMode } from './tier-state.js'
 
 export interface QueryCacheOptions {
   /**
@@ -38,7 +41,20 @@ export interface QueryCacheOptions {
   readonly defaultSchema?: string
   /** Called with each cache failure (the query itself went on without the cache). */
   readonly onError?: (error: unknown) => void
+  /**
+   * The farm-wide `safe-` lock used on misses while the tier is degraded (see
+   * docs/safe-mode.md); `false` turns it off. Default: the web-latency settings
+   * of {@link SafeModeOptions}; {@link ORIGINAL_SAFE_MODE} is the 5 s × 6 scheme.
+   */
+  readonly safeMode?: SafeModeOptions | false
+  /** How often this process reads the monitor's shared flag and reports its hit/miss counts. Default 1000 ms. */
+  readonly modeRefreshMs?: number
+  /** Mode changes and memcached node events, as they happen. Must not throw. */
+  readonly onEvent?: (event: CacheEvent) => void
 }
+
+/** What `onEvent` receives. */
+export type CacheEvent = ({ readonly type: 'mode' } & ModeChange) | StoreEvent
 
 export interface InvalidateTarget {
   /** Tables whose cached reads are dropped, `person` or `schema.person`. */
@@ -63,13 +79,21 @@ export interface QueryCache {
   readonly store: Store
   /** Prefix of every key this cache writes. */
   readonly namespace: string
-  /** Closes the store's connections. Wrapped dialects fall back to the database afterwards. */
+  /**
+   * This process's mode: `degraded` while the monitor's shared flag says so, or
+   * while this process has a node out of its ring, or when an operator forced it.
+   */
+  readonly mode: CacheMode
+  /** Reads the shared flag now instead of at the next refresh; resolves the mode. */
+  refreshMode(): Promise<CacheMode>
+  /** Stops background work and closes the store's connections. Wrapped dialects fall back to the database afterwards. */
   close(): Promise<void>
 }
 
 const KNOWN_OPTIONS = new Set([
   'servers', 'store', 'namespace', 'defaultTtl', 'timeoutMs', 'failureThreshold', 'retryAfterMs',
   'fallbackTtl', 'maxValueBytes', 'generationReplicas', 'memory', 'defaultSchema', 'onError',
+  'safeMode', 'modeRefreshMs', 'onEvent',
 ])
 
 /**
@@ -100,13 +124,52 @@ export function createQueryCache(options: QueryCacheOptions = {}): QueryCache {
   if (typeof onError !== 'function') {
     throw new TypeError(`onError must be a function, got ${describe(onError)}`)
   }
+  const onEvent = options.onEvent ?? (() => {})
+  if (typeof onEvent !== 'function') {
+    throw new TypeError(`onEvent must be a function, got ${describe(onEvent)}`)
+  }
   const generationReplicas = validatePositiveInteger(options.generationReplicas ?? 3, 'generationReplicas')
-  const store = createStore(options)
-  const engine = new CacheEngine({ store, namespace, defaultTtl, defaultSchema, generationReplicas, onError })
+  const safeMode = resolveSafeMode(options.safeMode)
+  const refreshMs = validatePositive(options.modeRefreshMs ?? 1000, 'modeRefreshMs', 'milliseconds')
+
+  let modeView: ModeView | undefined
+  const store = createStore(options, (event) => {
+    if (event.type !== 'error') modeView?.noteLocalChange()
+    onEvent(event)
+  })
+  const engine = new CacheEngine({
+    store,
+    namespace,
+    defaultTtl,
+    defaultSchema,
+    generationReplicas,
+    safeMode,
+    mode: () => modeView?.mode ?? 'normal',
+    onError,
+  })
+  // One process has nothing to coordinate: the embedded store needs no mode.
+  if (!(store instanceof MemoryStore)) {
+    modeView = new ModeView({
+      store,
+      namespace,
+      refreshMs,
+      counters: engine.counters,
+      onChange: (change) => onEvent({ type: 'mode', ...change }),
+      onError,
+    })
+    modeView.start()
+  }
 
   return {
     store,
     namespace,
+    get mode() {
+      return modeView?.mode ?? 'normal'
+    },
+    refreshMode: async () => {
+      await modeView?.refresh()
+      return modeView?.mode ?? 'normal'
+    },
     wrapDialect: (dialect) => createCachingDialect(dialect, engine),
     invalidate: (target) => {
       if (target === null || typeof target !== 'object') {
@@ -119,11 +182,14 @@ export function createQueryCache(options: QueryCacheOptions = {}): QueryCache {
       })
     },
     stats: () => engine.counters.snapshot(),
-    close: () => store.close(),
+    close: async () => {
+      await modeView?.stop()
+      await store.close()
+    },
   }
 }
 
-function createStore(options: QueryCacheOptions): Store {
+function createStore(options: QueryCacheOptions, onEvent: (event: StoreEvent) => void): Store {
   const { servers, store, memory } = options
   if (store !== undefined) {
     if (servers !== undefined) {
@@ -145,5 +211,6 @@ function createStore(options: QueryCacheOptions): Store {
     retryAfterMs: options.retryAfterMs,
     fallbackTtlSeconds: options.fallbackTtl,
     maxValueBytes: options.maxValueBytes,
+    onEvent,
   })
 }

@@ -10,7 +10,7 @@ import {
   type SelectQueryBuilder,
   type UnknownRow,
 } from 'kysely'
-import { validateTags, validateTtl } from './options.js'
+import { describe, validateTags, validateTtl } from './options.js'
 
 /** Per-query cache options, given to `.cached()` or `cached()`. */
 export interface CachedOptions {
@@ -18,6 +18,11 @@ export interface CachedOptions {
   readonly ttl?: number
   /** Extra invalidation handles: `cache.invalidate({ tags })` drops every result carrying one of them. */
   readonly tags?: readonly string[]
+  /**
+   * `false` skips the farm-wide `safe-` lock in degraded mode (each process then
+   * queries on a miss, still once per process): for cheap queries not worth a wait.
+   */
+  readonly safe?: boolean
 }
 
 /** What `.cached()` attached to one compiled query node. */
@@ -25,6 +30,7 @@ export interface CacheMark {
   readonly ttl: number | undefined
   /** Sorted and de-duplicated, so the same set of tags always derives the same key. */
   readonly tags: readonly string[]
+  readonly safe: boolean
   /** The builder's own node, shared by every execution: the place to memoise analysis. */
   readonly source: RootOperationNode
 }
@@ -46,8 +52,16 @@ export function noteHandled(queryId: QueryId): void {
 class CachedMarkerPlugin implements KyselyPlugin {
   readonly #ttl: number | undefined
   readonly #tags: readonly string[]
+  readonly #safe: boolean
 
   constructor(options: CachedOptions) {
+    if (options === null || typeof options !== 'object') {
+      throw new TypeError(`.cached() options must be an object, got ${describe(options)}`)
+    }
+    if (options.safe !== undefined && typeof options.safe !== 'boolean') {
+      throw new TypeError(`safe must be a boolean, got ${describe(options.safe)}`)
+    }
+    this.#safe = options.safe ?? true
     this.#ttl = options.ttl === undefined ? undefined : validateTtl(options.ttl, 'ttl')
     this.#tags = options.tags === undefined ? [] : [...new Set(validateTags(options.tags, 'tags'))].sort()
   }
@@ -56,7 +70,7 @@ class CachedMarkerPlugin implements KyselyPlugin {
     // A fresh node per execution: the builder's node is shared with its clones and
     // with the same builder run without `.cached()`, so it must never carry the mark.
     const marked = Object.freeze({ ...node })
-    marks.set(marked, { ttl: this.#ttl, tags: this.#tags, source: node })
+    marks.set(marked, { ttl: this.#ttl, tags: this.#tags, safe: this.#safe, source: node })
     return marked
   }
 

@@ -18,6 +18,22 @@ export interface CacheStats {
   readonly oversize: number
   /** `.cached()` queries that cannot be cached (e.g. a raw SQL fragment as a FROM item). */
   readonly uncacheable: number
+  /** Degraded-mode misses that won the farm-wide `safe-` lock and computed the result. */
+  readonly lockAcquired: number
+  /** Degraded-mode misses that lost the lock and waited for another process. */
+  readonly lockWaited: number
+  /** Milliseconds spent waiting for the lock, summed over `lockWaited`. */
+  readonly lockWaitMs: number
+  /** Waiters served from the cache once the holder stored the result. */
+  readonly lockWaitHits: number
+  /** Waiters that gave up at the wait bound and queried the database. */
+  readonly lockTimeouts: number
+  /** Misses that could not read or write the lock and queried the database. */
+  readonly lockUnavailable: number
+  /** Waiters that queried the database early because the holder failed or could not store. */
+  readonly lockAbandoned: number
+  /** Changes of this process's mode (normal ↔ degraded). */
+  readonly modeTransitions: number
 }
 
 export class CacheCounters implements CacheStats {
@@ -30,6 +46,14 @@ export class CacheCounters implements CacheStats {
   coalesced = 0
   oversize = 0
   uncacheable = 0
+  lockAcquired = 0
+  lockWaited = 0
+  lockWaitMs = 0
+  lockWaitHits = 0
+  lockTimeouts = 0
+  lockUnavailable = 0
+  lockAbandoned = 0
+  modeTransitions = 0
 
   snapshot(): CacheStats {
     return { ...this }

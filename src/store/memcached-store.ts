@@ -41,9 +41,9 @@ export type StoreEvent =
     }
   | {
       /**
-       * A down node answered a probe and is back on the ring. `flushed` says its
-       * old contents were discarded first; this store only ever puts a node back
-       * after a successful flush, so it is `true` today.
+       * A down node is back on the ring. `flushed`: this store flushed it after it
+       * answered a probe; `false` when a {@link MemcachedStore.holdDown} was
+       * released (whoever held it down flushed it).
        */
       type: 'node-up'
       node: string
@@ -202,6 +202,11 @@ export class MemcachedStore implements Store {
     // vnodes in floating point, 39 instead of 40 for n = 7, so going from 8 nodes to
     // 7 would also move keys between healthy nodes.
     this.#ring = new HashRing(addresses.map((address) => address.id))
+  }
+
+  /** How many nodes this store was given. */
+  get nodeCount(): number {
+    return this.#nodes.size
   }
 
   /** How many nodes are on the ring now. */
@@ -442,6 +447,36 @@ export class MemcachedStore implements Store {
     }
   }
 
+  /**
+   * Keeps `nodes` off the ring because someone with a wider view (the tier
+   * monitor's shared flag) says they are down, and stops probing them.
+   *
+   * A node that leaves the hold while off the ring either rejoins at once without
+   * a flush (`released: 'flushed'`: the monitor flushed it when it came back, and
+   * other processes may already be writing to it), or goes back to this store's
+   * own probe-then-flush (`'probe'`: the monitor is gone, nobody vouches for it).
+   */
+  holdDown(nodes: ReadonlySet<string>, released: 'flushed' | 'probe'): void {
+    for (const node of this.#nodes.values()) {
+      const held = nodes.has(node.address.id)
+      if (held === node.held) continue
+      node.held = held
+      if (held) {
+        clearTimeout(node.probeTimer)
+        node.probeTimer = undefined
+        if (node.up) this.#markDown(node, new NodeFailure('reset', 'reported down by the tier monitor'))
+      } else if (!node.up) {
+        if (released === 'flushed') {
+          clearTimeout(node.probeTimer)
+          node.probeTimer = undefined
+          this.#rejoin(node, false)
+        } else {
+          this.#scheduleProbe(node)
+        }
+      }
+    }
+  }
+
   #route(key: string): { node: NodeHealth; away: boolean } {
     if (this.#liveNodeCount === 0) {
       throw new StoreUnavailableError(`all ${this.#nodes.size} memcached nodes are down`)
@@ -533,9 +568,9 @@ export class MemcachedStore implements Store {
     this.#emit({
       type: 'node-down',
       node: node.address.id,
-      reason: `${node.consecutiveFailures} consecutive failures, last: ${failure.message}`,
+      reason: node.held ? failure.message : `${node.consecutiveFailures} consecutive failures, last: ${failure.message}`,
     })
-    this.#scheduleProbe(node)
+    if (!node.held) this.#scheduleProbe(node)
   }
 
   #scheduleProbe(node: NodeHealth): void {
@@ -550,7 +585,7 @@ export class MemcachedStore implements Store {
   }
 
   async #probe(node: NodeHealth): Promise<void> {
-    if (this.#closed || node.up) {
+    if (this.#closed || node.up || node.held) {
       return
     }
     const connection = this.#connectionFor(node)
@@ -573,14 +608,18 @@ export class MemcachedStore implements Store {
       }
       return
     }
-    if (this.#closed || node.up) {
+    if (this.#closed || node.up || node.held) {
       return
     }
+    this.#rejoin(node, true)
+  }
+
+  #rejoin(node: NodeHealth, flushed: boolean): void {
     node.up = true
     node.consecutiveFailures = 0
     node.downSince = undefined
     this.#liveNodeCount++
-    this.#emit({ type: 'node-up', node: node.address.id, flushed: true })
+    this.#emit({ type: 'node-up', node: node.address.id, flushed })
   }
 
   #operationFailed(node: NodeHealth, operation: string, key: string, error: unknown): Error {
@@ -636,6 +675,8 @@ export class MemcachedStore implements Store {
 /** Mutable per-node bookkeeping behind {@link NodeState}. */
 class NodeHealth {
   up = true
+  /** Kept down by {@link MemcachedStore.holdDown}: not probed, not put back by this store. */
+  held = false
   consecutiveFailures = 0
   downSince: number | undefined
   connection: Connection | undefined

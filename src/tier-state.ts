@@ -1,0 +1,148 @@
+import type { Store } from './store/store.js'
+import { StoreUnavailableError } from './store/store.js'
+
+/** How the cache tier is doing: `degraded` turns on the farm-wide `safe-` lock. */
+export type CacheMode = 'normal' | 'degraded'
+
+/**
+ * The shared flag: the monitor's view of the tier, published to every live
+ * memcached node each interval with a short TTL. If the monitor dies, the flag
+ * expires and every process falls back to its own view.
+ */
+export interface TierState {
+  readonly version: 1
+  readonly mode: CacheMode
+  /** Nodes (`host:port`) the monitor sees down; processes keep them off their ring. */
+  readonly down: readonly string[]
+  /** When `mode` took effect, ms since the epoch. */
+  readonly since: number
+  /** Why, in a few words: `node 10.0.0.3:11211 down (refused)`, `settled`, `operator`. */
+  readonly reason: string
+  /** Who published it: `monitor host:pid`. */
+  readonly setBy: string
+  /** When it was published, ms since the epoch. */
+  readonly at: number
+  /** Farm-wide hit ratio over the monitor's last window, when there was traffic. */
+  readonly hitRatio?: number
+  /** A mode forced by an operator, in force until `until`. */
+  readonly override?: ModeOverride
+}
+
+/** An operator's `kysely-memcache mode degraded --for 10m`. */
+export interface ModeOverride {
+  readonly mode: CacheMode
+  /** ms since the epoch. */
+  readonly until: number
+  readonly setBy: string
+}
+
+/** Farm-wide request counters every process adds its hits and misses to. */
+export interface FarmCounterKeys {
+  readonly hits: string
+  readonly misses: string
+}
+
+export function tierStateKey(namespace: string): string {
+  return `${namespace}:tier:state`
+}
+
+export function modeOverrideKey(namespace: string): string {
+  return `${namespace}:tier:override`
+}
+
+export function farmCounterKeys(namespace: string): FarmCounterKeys {
+  return { hits: `${namespace}:tier:hits`, misses: `${namespace}:tier:misses` }
+}
+
+/** Enough replicas to reach every node of any realistic tier. */
+const EVERY_NODE = 1024
+
+/** Writes `value` to every live node, so it stays readable whichever nodes are down. */
+export async function publish(store: Store, key: string, value: object, ttlSeconds: number): Promise<number> {
+  return store.setReplicas(key, Buffer.from(JSON.stringify(value)), ttlSeconds, EVERY_NODE)
+}
+
+/** The tier state on any live node, the freshest if copies differ; `undefined` when none has one. */
+export async function readTierState(store: Store, namespace: string): Promise<TierState | undefined> {
+  return freshest(await readEverywhere(store, tierStateKey(namespace)), isTierState, (state) => state.at)
+}
+
+/** The operator's override in force now, if any. */
+export async function readModeOverride(store: Store, namespace: string, now = Date.now()): Promise<ModeOverride | undefined> {
+  const override = freshest(await readEverywhere(store, modeOverrideKey(namespace)), isModeOverride, (o) => o.until)
+  return override !== undefined && override.until > now ? override : undefined
+}
+
+/**
+ * Forces `mode` for `forMs` (or clears the override with `'auto'`), on every live
+ * node. Processes and the monitor honour it until it expires.
+ */
+export async function writeModeOverride(
+  store: Store,
+  namespace: string,
+  mode: CacheMode | 'auto',
+  forMs: number,
+  setBy: string,
+): Promise<ModeOverride | undefined> {
+  if (mode === 'auto') {
+    // An override that has already expired reads as none; it also replaces any newer one.
+    await publish(store, modeOverrideKey(namespace), { mode: 'normal', until: 0, setBy }, 1)
+    return undefined
+  }
+  const override: ModeOverride = { mode, until: Date.now() + forMs, setBy }
+  await publish(store, modeOverrideKey(namespace), override, Math.ceil(forMs / 1000) + 1)
+  return override
+}
+
+async function readEverywhere(store: Store, key: string): Promise<unknown[]> {
+  let copies: Array<Buffer | undefined | StoreUnavailableError>
+  try {
+    copies = await store.getReplicas(key, EVERY_NODE)
+  } catch (error) {
+    if (error instanceof StoreUnavailableError) return []
+    throw error
+  }
+  const values: unknown[] = []
+  for (const copy of copies) {
+    if (!(copy instanceof Buffer)) continue
+    try {
+      values.push(JSON.parse(copy.toString('utf8')))
+    } catch {
+      // Garbage under our key is no state at all.
+    }
+  }
+  return values
+}
+
+function freshest<T>(values: unknown[], valid: (value: unknown) => value is T, age: (value: T) => number): T | undefined {
+  let best: T | undefined
+  for (const value of values) {
+    if (valid(value) && (best === undefined || age(value) > age(best))) best = value
+  }
+  return best
+}
+
+function isMode(value: unknown): value is CacheMode {
+  return value === 'normal' || value === 'degraded'
+}
+
+function isModeOverride(value: unknown): value is ModeOverride {
+  const o = value as ModeOverride
+  return typeof o === 'object' && o !== null && isMode(o.mode) && typeof o.until === 'number' && typeof o.setBy === 'string'
+}
+
+function isTierState(value: unknown): value is TierState {
+  const s = value as TierState
+  return (
+    typeof s === 'object' &&
+    s !== null &&
+    s.version === 1 &&
+    isMode(s.mode) &&
+    Array.isArray(s.down) &&
+    s.down.every((node) => typeof node === 'string') &&
+    typeof s.since === 'number' &&
+    typeof s.at === 'number' &&
+    typeof s.reason === 'string' &&
+    typeof s.setBy === 'string'
+  )
+}
