@@ -90,9 +90,13 @@ export class ModeView {
     this.#announce()
   }
 
-  /** One poll: read the flag and any override, report hit/miss counts, follow the monitor's node list. */
-  refresh(): Promise<void> {
-    this.#refreshing ??= this.#refresh().finally(() => {
+  /**
+   * One poll: read the flag and any override, report hit/miss counts, follow the
+   * monitor's node list. Starts after any poll in flight, so it sees writes made before the call.
+   */
+  async refresh(): Promise<void> {
+    while (this.#refreshing !== undefined) await this.#refreshing
+    this.#refreshing = this.#refresh().finally(() => {
       this.#refreshing = undefined
     })
     return this.#refreshing
