@@ -6,7 +6,7 @@ import type { Store } from './store/store.js'
 /**
  * Options of the farm-wide `safe-<key>` lock used while the tier is degraded.
  * The defaults suit web latency: a waiter re-checks after about 20 ms, backing
- * off to 250 ms, and gives up (queries the database itself) after 5 s.
+ * off to 100 ms, and gives up (queries the database itself) after 5 s.
  */
 export interface SafeModeOptions {
   /**
@@ -17,7 +17,7 @@ export interface SafeModeOptions {
   readonly wait?: {
     /** First pause before re-checking the cache. Default 20 ms. */
     readonly initialMs?: number
-    /** Longest pause; each pause doubles up to it. Default 250 ms. */
+    /** Longest pause; each pause doubles up to it. Default 100 ms: one poller per process (in-process coalescing), so polls are cheap. */
     readonly maxMs?: number
     /** Longest total wait before querying the database anyway. Default 5000 ms. */
     readonly maxWaitMs?: number
@@ -54,7 +54,7 @@ export function resolveSafeMode(options: SafeModeOptions | false | undefined): S
   }
   const wait = options?.wait ?? {}
   const initialMs = validatePositive(wait.initialMs ?? 20, 'safeMode.wait.initialMs', 'milliseconds')
-  const maxMs = validatePositive(wait.maxMs ?? 250, 'safeMode.wait.maxMs', 'milliseconds')
+  const maxMs = validatePositive(wait.maxMs ?? 100, 'safeMode.wait.maxMs', 'milliseconds')
   const maxWaitMs = validatePositive(wait.maxWaitMs ?? 5000, 'safeMode.wait.maxWaitMs', 'milliseconds')
   if (maxMs < initialMs) {
     throw new RangeError(`safeMode.wait.maxMs must be at least safeMode.wait.initialMs (${initialMs}), got ${maxMs}`)
