@@ -37,6 +37,8 @@ export interface CacheEngineConfig {
   readonly defaultTtl: number
   readonly defaultSchema: string
   readonly generationReplicas: number
+  /** Longest a query waits for the cache, all cache steps of one query together. */
+  readonly timeoutMs: number
   /** The farm-wide lock's settings, or `false` when safe mode is off. */
   readonly safeMode: SafeLockConfig | false
   /** This process's mode, read on every miss: must cost no I/O. */
@@ -128,20 +130,32 @@ export class CacheEngine {
     info: StatementInfo,
     options: AbortableOperationOptions,
   ): Promise<QueryResult<unknown>> {
-    const key = queryKey(this.#config.namespace, compiled.sql, compiled.parameters, mark.tags)
+    let key: string
+    try {
+      key = queryKey(this.#config.namespace, compiled.sql, compiled.parameters, mark.tags)
+    } catch (error) {
+      // A parameter no key can describe (a function, a symbol): the database decides what it means.
+      this.counters.uncacheable++
+      this.#config.onError(error)
+      return runner.run(compiled, options)
+    }
+    const lookupStarted = performance.now()
     const generationKeys = this.#generations.keysFor(info.reads, mark.tags)
-    // One round trip: the value and every generation it depends on, in parallel.
+    // One round trip: the value and every generation it depends on, in parallel. Each
+    // store call is bounded by the store's own timeout, so the hit path sets no timer.
     const [value, ...generations] = await Promise.all([
       this.#get(key),
       ...generationKeys.map((k) => this.#getGeneration(k)),
     ])
+    // Cache work for this query, all steps together, stays within one cache timeout.
+    const budget = { leftMs: this.#config.timeoutMs - (performance.now() - lookupStarted) }
 
     // When any of it could not be read, the result can be neither validated nor stored.
     let current: string[] | undefined
     if (value !== FAILED && !generations.includes(FAILED)) {
       // A missing generation is restored from a replica or created: rare, one more round trip.
       current = generations.includes(undefined)
-        ? await this.#ensure(generationKeys, generations as (string | undefined)[])
+        ? await this.#bounded(this.#ensure(generationKeys, generations as (string | undefined)[]), budget, undefined)
         : (generations as string[])
     }
     if (value !== undefined && value !== FAILED && current !== undefined) {
@@ -160,7 +174,9 @@ export class CacheEngine {
       const result = await runner.run(compiled, options)
       const rowsText = this.#encode(result.rows)
       const stored =
-        current !== undefined && rowsText !== undefined && (await this.#put(key, encodeEntry(current, rowsText), ttl))
+        current !== undefined &&
+        rowsText !== undefined &&
+        (await this.#bounded(this.#put(key, encodeEntry(current, rowsText), ttl), budget, false))
       return { value: { result, rowsText }, stored }
     }
     const flight = await this.#flights.run(
@@ -183,6 +199,26 @@ export class CacheEngine {
       return flight.result
     }
     return { rows: decodeRows(flight.rowsText) }
+  }
+
+  /**
+   * `work`, or `late` if it does not settle within what is left of the query's
+   * cache budget (the wait is charged to it); it then goes on in the background.
+   * `work` must not reject.
+   */
+  async #bounded<T, L>(work: Promise<T>, budget: { leftMs: number }, late: L): Promise<T | L> {
+    if (budget.leftMs <= 0) return late
+    const started = performance.now()
+    let timer: NodeJS.Timeout | undefined
+    const expired = new Promise<L>((resolve) => {
+      timer = setTimeout(() => resolve(late), budget.leftMs)
+    })
+    try {
+      return await Promise.race([work, expired])
+    } finally {
+      clearTimeout(timer)
+      budget.leftMs -= performance.now() - started
+    }
   }
 
   /** What another process stored meanwhile, if it is servable under `generations`. */
@@ -277,9 +313,8 @@ export class CacheEngine {
     if (info.kind === 'write') {
       return { namespace: false, tables: new Set(info.writes) }
     }
-    // Schema statements (create, alter, drop, …) may change what any cached query returns, and
-    // a select that stayed opaque here has a WITH the walk could not see through (raw CTE body).
-    return info.kind === 'opaque' ? { namespace: true, tables: new Set() } : undefined
+    // Schema statements (create, alter, drop, …) and raw CTE bodies may change what any cached query returns.
+    return info.hiddenWrites ? { namespace: true, tables: new Set(info.writes) } : undefined
   }
 
   #rawWrites(runner: QueryRunner, compiled: CompiledQuery): WriteSet | undefined {

@@ -5,7 +5,7 @@ import { validateNamespace } from './key.js'
 import { describe, validatePositive, validatePositiveInteger, validateTags, validateTtl } from './options.js'
 import type { CacheStats } from './stats.js'
 import { ModeView, type ModeChange } from './mode.js'
-import { resolveSafeMode, type SafeModeOptions, ORIGINAL_SAFE_MODE } from './safe-lock.js'
+import { resolveSafeMode, type SafeModeOptions } from './safe-lock.js'
 import { MemcachedStore, type StoreEvent } from './store/memcached-store.js'
 import { MemoryStore } from './store/memory-store.js'
 import type { Store } from './store/store.js'
@@ -23,7 +23,10 @@ export interface QueryCacheOptions {
   readonly namespace?: string
   /** Seconds a result is served when `.cached()` names no `ttl`. Default 60. */
   readonly defaultTtl?: number
-  /** Longest a query waits for one memcached operation before going on without it. Default 250 ms. */
+  /**
+   * Longest a query waits for the cache, all its cache steps together, before
+   * going on without it (a hung node costs a query at most this). Default 250 ms.
+   */
   readonly timeoutMs?: number
   /** Consecutive failures after which a node leaves this process's ring. Default 3. */
   readonly failureThreshold?: number
@@ -31,7 +34,10 @@ export interface QueryCacheOptions {
   readonly retryAfterMs?: number
   /** TTL cap, seconds, for anything stored on a stand-in node while a node is out. Default 10. */
   readonly fallbackTtl?: number
-  /** Largest value stored; larger results are not cached. Default 1 MiB less 1 KiB of item overhead. */
+  /**
+   * Largest value stored, bytes; larger results are not cached. Default: 1 MiB less
+   * 1 KiB with memcached (its item limit less item headers), 1 MiB embedded.
+   */
   readonly maxValueBytes?: number
   /** Nodes holding a copy of each generation, so losing one node does not invalidate every result. Default 3. */
   readonly generationReplicas?: number
@@ -44,7 +50,7 @@ export interface QueryCacheOptions {
   /**
    * The farm-wide `safe-` lock used on misses while the tier is degraded (see
    * docs/safe-mode.md); `false` turns it off. Default: the web-latency settings
-   * of {@link SafeModeOptions}; {@link ORIGINAL_SAFE_MODE} is the 5 s × 6 scheme.
+   * of {@link SafeModeOptions}; `ORIGINAL_SAFE_MODE` is the 5 s × 6 scheme.
    */
   readonly safeMode?: SafeModeOptions | false
   /** How often this process reads the monitor's shared flag and reports its hit/miss counts. Default 1000 ms. */
@@ -131,9 +137,10 @@ export function createQueryCache(options: QueryCacheOptions = {}): QueryCache {
   const generationReplicas = validatePositiveInteger(options.generationReplicas ?? 3, 'generationReplicas')
   const safeMode = resolveSafeMode(options.safeMode)
   const refreshMs = validatePositive(options.modeRefreshMs ?? 1000, 'modeRefreshMs', 'milliseconds')
+  const timeoutMs = validatePositive(options.timeoutMs ?? 250, 'timeoutMs', 'milliseconds')
 
   let modeView: ModeView | undefined
-  const store = createStore(options, (event) => {
+  const store = createStore(options, timeoutMs, (event) => {
     if (event.type !== 'error') modeView?.noteLocalChange()
     onEvent(event)
   })
@@ -143,6 +150,7 @@ export function createQueryCache(options: QueryCacheOptions = {}): QueryCache {
     defaultTtl,
     defaultSchema,
     generationReplicas,
+    timeoutMs,
     safeMode,
     mode: () => modeView?.mode ?? 'normal',
     onError,
@@ -171,7 +179,7 @@ export function createQueryCache(options: QueryCacheOptions = {}): QueryCache {
       return modeView?.mode ?? 'normal'
     },
     wrapDialect: (dialect) => createCachingDialect(dialect, engine),
-    invalidate: (target) => {
+    invalidate: async (target) => {
       if (target === null || typeof target !== 'object') {
         throw new TypeError(`invalidate() takes { tables?, tags?, all? }, got ${describe(target)}`)
       }
@@ -189,28 +197,50 @@ export function createQueryCache(options: QueryCacheOptions = {}): QueryCache {
   }
 }
 
-function createStore(options: QueryCacheOptions, onEvent: (event: StoreEvent) => void): Store {
+const MEMCACHED_ONLY = ['failureThreshold', 'retryAfterMs', 'fallbackTtl'] as const
+
+function createStore(options: QueryCacheOptions, timeoutMs: number, onEvent: (event: StoreEvent) => void): Store {
   const { servers, store, memory } = options
   if (store !== undefined) {
     if (servers !== undefined) {
       throw new TypeError('give either servers or store, not both')
     }
+    for (const name of [...MEMCACHED_ONLY, 'maxValueBytes', 'memory'] as const) {
+      if (options[name] !== undefined) {
+        throw new TypeError(`${name} does not apply with a custom store: configure the store itself`)
+      }
+    }
     return store
   }
+  const maxValueBytes =
+    options.maxValueBytes === undefined ? undefined : validatePositiveInteger(options.maxValueBytes, 'maxValueBytes')
   if (servers === undefined) {
+    for (const name of MEMCACHED_ONLY) {
+      if (options[name] !== undefined) {
+        throw new TypeError(`${name} applies to memcached servers only, and no servers were given`)
+      }
+    }
+    const maxBytes = memory?.maxBytes
+    if (maxBytes !== undefined && (!Number.isSafeInteger(maxBytes) || maxBytes < 1024)) {
+      throw new RangeError(`memory.maxBytes must be an integer of at least 1024, got ${describe(maxBytes)}`)
+    }
     return new MemoryStore({
       maxEntries: memory?.maxEntries === undefined ? undefined : validatePositiveInteger(memory.maxEntries, 'memory.maxEntries'),
-      maxBytes: memory?.maxBytes === undefined ? undefined : validatePositiveInteger(memory.maxBytes, 'memory.maxBytes'),
-      maxValueBytes: options.maxValueBytes,
+      maxBytes,
+      maxValueBytes,
     })
   }
+  if (memory !== undefined) {
+    throw new TypeError('memory applies to the embedded store only, and servers were given')
+  }
+  const { failureThreshold, retryAfterMs, fallbackTtl } = options
   return new MemcachedStore({
     servers: servers as string[],
-    timeoutMs: options.timeoutMs === undefined ? undefined : validatePositive(options.timeoutMs, 'timeoutMs', 'milliseconds'),
-    failureThreshold: options.failureThreshold,
-    retryAfterMs: options.retryAfterMs,
-    fallbackTtlSeconds: options.fallbackTtl,
-    maxValueBytes: options.maxValueBytes,
+    timeoutMs,
+    failureThreshold: failureThreshold === undefined ? undefined : validatePositiveInteger(failureThreshold, 'failureThreshold'),
+    retryAfterMs: retryAfterMs === undefined ? undefined : validatePositive(retryAfterMs, 'retryAfterMs', 'milliseconds'),
+    fallbackTtlSeconds: fallbackTtl === undefined ? undefined : validatePositiveInteger(fallbackTtl, 'fallbackTtl'),
+    maxValueBytes,
     onEvent,
   })
 }

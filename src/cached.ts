@@ -78,7 +78,7 @@ class CachedMarkerPlugin implements KyselyPlugin {
     if (!warnedUnwrapped && !handledQueryIds.has(queryId)) {
       warnedUnwrapped = true
       process.emitWarning(
-        '.cached() was used on a Kysely instance whose dialect is not wrapped with cache.wrapDialect(); the query ran uncached.',
+        '.cached() query reached no cache and ran uncached: its Kysely dialect is not wrapped with cache.wrapDialect(), or a plugin added after .cached() rebuilt the query (add plugins before .cached()).',
         { code: 'KYSELY_MEMCACHE_UNWRAPPED' },
       )
     }

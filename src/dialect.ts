@@ -17,8 +17,11 @@ import type { AbortableOperationOptions, CacheEngine, QueryRunner, WriteSet } fr
  */
 export function createCachingDialect(inner: Dialect, engine: CacheEngine): Dialect {
   return {
-    createAdapter: () => inner.createAdapter(),
-    createDriver: () => new CachingDriver(inner.createDriver(), engine),
+    // Kysely serialises every query of a single-connection dialect (PGlite, SQLite),
+    // hits included. Claim multiple connections and serialise only real database use.
+    createAdapter: () => Object.create(inner.createAdapter(), { supportsMultipleConnections: { value: true } }),
+    createDriver: () =>
+      new CachingDriver(inner.createDriver(), engine, inner.createAdapter().supportsMultipleConnections === false),
     createQueryCompiler: () => inner.createQueryCompiler(),
     createIntrospector: (db) => inner.createIntrospector(db),
   }
@@ -29,13 +32,15 @@ type SavepointMethod = (connection: DatabaseConnection, name: string, compile: Q
 class CachingDriver implements Driver {
   readonly #inner: Driver
   readonly #engine: CacheEngine
+  readonly #mutex: Mutex | undefined
   savepoint?: SavepointMethod
   rollbackToSavepoint?: SavepointMethod
   releaseSavepoint?: SavepointMethod
 
-  constructor(inner: Driver, engine: CacheEngine) {
+  constructor(inner: Driver, engine: CacheEngine, singleConnection: boolean) {
     this.#inner = inner
     this.#engine = engine
+    this.#mutex = singleConnection ? new Mutex() : undefined
     // Kysely checks for these optional methods, so offer exactly those the inner driver has.
     for (const method of ['savepoint', 'rollbackToSavepoint', 'releaseSavepoint'] as const) {
       const forward = inner[method]
@@ -52,7 +57,7 @@ class CachingDriver implements Driver {
 
   /** Hands out a lazy connection: a cache hit never takes one from the pool. */
   async acquireConnection(): Promise<DatabaseConnection> {
-    return new CachingConnection(this.#inner, this.#engine)
+    return new CachingConnection(this.#inner, this.#engine, this.#mutex)
   }
 
   async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
@@ -98,13 +103,15 @@ function asCaching(connection: DatabaseConnection): CachingConnection {
 class CachingConnection implements DatabaseConnection, QueryRunner {
   readonly #driver: Driver
   readonly #engine: CacheEngine
+  readonly #mutex: Mutex | undefined
   #inner: Promise<DatabaseConnection> | undefined
   #collectSessionInfo = false
   #transactionWrites: WriteSet | undefined
 
-  constructor(driver: Driver, engine: CacheEngine) {
+  constructor(driver: Driver, engine: CacheEngine, mutex: Mutex | undefined) {
     this.#driver = driver
     this.#engine = engine
+    this.#mutex = mutex
   }
 
   get transactionWrites(): WriteSet | undefined {
@@ -127,11 +134,17 @@ class CachingConnection implements DatabaseConnection, QueryRunner {
   }
 
   async #acquire(): Promise<DatabaseConnection> {
-    const connection = await this.#driver.acquireConnection()
-    if (this.#collectSessionInfo) {
-      await connection.collectSessionInfo?.()
+    await this.#mutex?.lock()
+    try {
+      const connection = await this.#driver.acquireConnection()
+      if (this.#collectSessionInfo) {
+        await connection.collectSessionInfo?.()
+      }
+      return connection
+    } catch (error) {
+      this.#mutex?.unlock()
+      throw error
     }
-    return connection
   }
 
   executeQuery<R>(compiled: CompiledQuery, options?: AbortableOperationOptions): Promise<QueryResult<R>> {
@@ -174,12 +187,39 @@ class CachingConnection implements DatabaseConnection, QueryRunner {
     this.#inner = undefined
     this.#transactionWrites = undefined
     if (inner !== undefined) {
-      await this.#driver.releaseConnection(inner, options)
+      try {
+        await this.#driver.releaseConnection(inner, options)
+      } finally {
+        this.#mutex?.unlock()
+      }
     }
   }
 
   /** The real connection if one was taken (and could be), else `undefined`. */
   async #acquired(): Promise<DatabaseConnection | undefined> {
     return this.#inner?.catch(() => undefined)
+  }
+}
+
+/** One holder at a time, first come first served: the single connection of PGlite and the like. */
+class Mutex {
+  #held = false
+  readonly #waiting: Array<() => void> = []
+
+  async lock(): Promise<void> {
+    if (!this.#held) {
+      this.#held = true
+      return
+    }
+    await new Promise<void>((resolve) => this.#waiting.push(resolve))
+  }
+
+  unlock(): void {
+    const next = this.#waiting.shift()
+    if (next === undefined) {
+      this.#held = false
+    } else {
+      next()
+    }
   }
 }

@@ -65,7 +65,11 @@ export class Generations {
     for (const table of target.tables ?? []) keys.push(tableGenerationKey(this.#namespace, table))
     for (const tag of target.tags ?? []) keys.push(tagGenerationKey(this.#namespace, tag))
     await Promise.all(
-      keys.map((key) => this.#store.setReplicas(key, Buffer.from(freshGeneration(), 'latin1'), 0, this.#replicas)),
+      keys.map(async (key) => {
+        const [first] = await this.#store.setReplicas(key, Buffer.from(freshGeneration(), 'latin1'), 0, this.#replicas)
+        // Readers read the first copy: if that one missed the bump, the invalidation did not happen.
+        if (first !== true) throw first
+      }),
     )
   }
 }

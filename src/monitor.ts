@@ -152,6 +152,8 @@ class TierMonitor implements Monitor {
   /** Since when every node has been up; `undefined` while one is down. */
   #allUpSince: number | undefined
   #auto: AutoMode
+  /** Set when the automatic mode changed this round: what to log. */
+  #autoChange: string | undefined
   #override: ModeOverride | undefined
   #state: TierState
   #publishFailing = false
@@ -240,7 +242,7 @@ class TierMonitor implements Monitor {
     )
     const now = Date.now()
     config.nodes.forEach((node, i) => {
-      this.#updateNode(node, probes[i] as ProbeResult, flushes[i], now)
+      this.#updateNode(node, probes[i] as ProbeResult, flushes[i])
     })
     if (this.#down.size > 0) {
       this.#allUpSince = undefined
@@ -248,10 +250,11 @@ class TierMonitor implements Monitor {
       this.#allUpSince ??= now
     }
     // Route nothing to nodes the probes call down; re-admit (unflushed) the ones just flushed.
-    this.#store.holdDown(new Set(this.#down.keys()))
+    this.#store.holdDown(new Set(this.#down.keys()), 'flushed')
 
     const [override, counters] = await Promise.all([this.#readOverride(now), this.#readCounters()])
     this.#recordWindow(counters, now)
+    this.#autoChange = undefined
     this.#updateAutoMode(now)
     this.#updateOverride(override, now)
     await this.#publish(Date.now())
@@ -283,27 +286,28 @@ class TierMonitor implements Monitor {
   }
 
   /** @param flush `null`: no flush was due; `undefined`: flushed; a string: why the flush failed. */
-  #updateNode(node: ServerAddress, probe: ProbeResult, flush: string | null | undefined, now: number): void {
+  #updateNode(node: ServerAddress, probe: ProbeResult, flush: string | null | undefined): void {
     const down = this.#down.get(node.id)
     if (!probe.ok) {
       if (down === undefined) {
         this.#down.set(node.id, { reason: probe.reason, message: probe.message, flushFailureLogged: false })
         this.#log(`node ${node.id} down: ${probe.reason} (${probe.message})`)
       } else {
-        down.reason = down.reason === 'inherited' ? probe.reason : down.reason
+        down.reason = probe.reason
         down.message = probe.message
       }
       return
     }
-    if (down === undefined) return
+    if (down === undefined || flush === null) return
     if (flush === undefined) {
       this.#down.delete(node.id)
       this.#log(`node ${node.id} back: answered and flushed`)
-      void now
-    } else if (flush !== null && !down.flushFailureLogged) {
+      return
+    }
+    down.reason = 'flush failed'
+    down.message = flush
+    if (!down.flushFailureLogged) {
       down.flushFailureLogged = true
-      down.reason = 'flush failed'
-      down.message = flush
       this.#log(`node ${node.id} answers but stays down: ${flush}`)
     }
   }
@@ -357,7 +361,7 @@ class TierMonitor implements Monitor {
       const reason = downReason(this.#down)
       if (this.#auto.mode === 'normal') {
         this.#auto = { mode: 'degraded', since: now, reason }
-        this.#logMode('degraded', downDetail(this.#down))
+        this.#autoChange = downDetail(this.#down)
       } else {
         this.#auto.reason = reason
       }
@@ -372,7 +376,7 @@ class TierMonitor implements Monitor {
     const recovery = this.#recovery()
     if (recovery.recovered) {
       this.#auto = { mode: 'normal', since: now, reason: 'settled' }
-      this.#logMode('normal', `settled: all nodes up for ${formatDuration(upFor)}, ${recovery.detail}`)
+      this.#autoChange = `settled: all nodes up for ${formatDuration(upFor)}, ${recovery.detail}`
     } else {
       this.#auto.reason = `settling: ${recovery.detail}`
     }
@@ -418,12 +422,16 @@ class TierMonitor implements Monitor {
     const mode = override?.mode ?? this.#auto.mode
     const reason = override === undefined ? this.#auto.reason : 'operator'
     const previous = this.#state
-    // `since` moves only when the published mode changes (the first round takes the automatic one).
-    const since = this.#rounds === 1 ? this.#auto.since : mode === previous.mode ? previous.since : now
-    if (this.#rounds > 1 && mode !== previous.mode && override !== undefined) {
-      this.#logMode(mode, `operator override until ${iso(override.until)}`)
-    } else if (this.#rounds > 1 && mode !== previous.mode && previous.reason === 'operator') {
-      this.#logMode(mode, `automatic: ${this.#auto.reason}`)
+    // `since` says when the published mode took effect: it moves only when that mode changes.
+    const since = mode === previous.mode ? previous.since : now
+    if (mode !== previous.mode) {
+      const detail =
+        override !== undefined
+          ? `operator override until ${iso(override.until)}`
+          : (this.#autoChange ?? `operator override over; automatic mode: ${this.#auto.reason}`)
+      this.#log(`${mode} (${detail})`)
+    } else if (this.#autoChange !== undefined && override !== undefined) {
+      this.#log(`automatic mode ${this.#auto.mode} (${this.#autoChange}); operator override keeps ${mode} until ${iso(override.until)}`)
     }
     const recent = this.#recentWindows.reduce((sum, w) => sum + w.hits + w.misses, 0)
     const state: TierState = {
@@ -457,10 +465,6 @@ class TierMonitor implements Monitor {
         this.#log(`onState listener threw: ${errorMessage(error)}`)
       }
     }
-  }
-
-  #logMode(mode: CacheMode, detail: string): void {
-    this.#log(`${mode} (${detail})`)
   }
 
   #log(message: string): void {

@@ -40,6 +40,11 @@ export interface StatementInfo {
   readonly reads: readonly string[]
   /** Normalised names (`"schema.table"`) of tables written, sorted, unique. */
   readonly writes: readonly string[]
+  /**
+   * The statement may write tables `writes` does not name (raw or DDL root, raw
+   * CTE body, a write target that is not a plain table): invalidate everything.
+   */
+  readonly hiddenWrites: boolean
 }
 
 /**
@@ -85,7 +90,7 @@ export function analyzeStatement(node: RootOperationNode, defaultSchema = 'publi
 const memoBySchema = new Map<string, WeakMap<object, StatementInfo>>()
 
 const EMPTY: readonly string[] = Object.freeze([])
-const OPAQUE: StatementInfo = Object.freeze({ kind: 'opaque', reads: EMPTY, writes: EMPTY })
+const OPAQUE: StatementInfo = Object.freeze({ kind: 'opaque', reads: EMPTY, writes: EMPTY, hiddenWrites: true })
 
 /** CTE names visible at a point of the tree, innermost first. */
 interface Scope {
@@ -132,7 +137,7 @@ function analyzeUncached(root: RootOperationNode, defaultSchema: string): Statem
   // caller skips invalidation for opaque statements, so a write whose targets
   // are all known stays 'write' even when its reads are not.
   const kind = acc.hiddenWrites ? 'opaque' : acc.hasWrite ? 'write' : acc.uncacheable ? 'opaque' : 'read'
-  return Object.freeze({ kind, reads: toSorted(acc.reads), writes: toSorted(acc.writes) })
+  return Object.freeze({ kind, reads: toSorted(acc.reads), writes: toSorted(acc.writes), hiddenWrites: acc.hiddenWrites })
 }
 
 function toSorted(set: Set<string>): readonly string[] {

@@ -57,9 +57,10 @@ export function farmCounterKeys(namespace: string): FarmCounterKeys {
 /** Enough replicas to reach every node of any realistic tier. */
 const EVERY_NODE = 1024
 
-/** Writes `value` to every live node, so it stays readable whichever nodes are down. */
+/** Writes `value` to every live node, so it stays readable whichever nodes are down; resolves how many took it. */
 export async function publish(store: Store, key: string, value: object, ttlSeconds: number): Promise<number> {
-  return store.setReplicas(key, Buffer.from(JSON.stringify(value)), ttlSeconds, EVERY_NODE)
+  const outcomes = await store.setReplicas(key, Buffer.from(JSON.stringify(value)), ttlSeconds, EVERY_NODE)
+  return outcomes.filter((outcome) => outcome === true).length
 }
 
 /** The tier state on any live node, the freshest if copies differ; `undefined` when none has one. */

@@ -243,9 +243,20 @@ describe.each([
   it('runs one database query for concurrent identical misses in one process', async () => {
     const rows = await Promise.all(Array.from({ length: 20 }, () => people(a).execute()))
     expect(a.executions.count('from "person"')).toBe(1)
+    expect(a.cache.stats().coalesced).toBe(19)
     for (const r of rows) expect(r).toEqual(rows[0])
     // Each caller gets its own rows, so one caller's mutation cannot leak to another.
     expect(rows[1]).not.toBe(rows[2])
+  })
+
+  it('serves a hit without waiting behind a slow query, even on a single-connection dialect', async () => {
+    await people(a).execute()
+    const slow = sql`select pg_sleep(0.5)`.execute(a.db)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    const started = performance.now()
+    await people(a).execute()
+    expect(performance.now() - started).toBeLessThan(200)
+    await slow
   })
 
   it('does not serve a result computed by a query that raced a committed write', async () => {

@@ -77,6 +77,10 @@ describe('when memcached nodes fail', () => {
     expect(recomputed).toBeLessThanOrEqual(owned.size + 2)
     expect(c.cache.stats().errors).toBeGreaterThan(0)
 
+    // The query whose lookup failed before the node was marked down could not store its result.
+    c.executions.reset()
+    for (let id = 1; id <= 50; id++) await byId(c, id).execute()
+    expect(c.executions.count()).toBeLessThanOrEqual(1)
     c.executions.reset()
     for (let id = 1; id <= 50; id++) await byId(c, id).execute()
     expect(c.executions.count()).toBe(0)

@@ -41,7 +41,7 @@ function analyze(builder: { compile(): CompiledQuery }) {
   return analyzeStatement(builder.compile().query)
 }
 
-const read = (...reads: string[]) => ({ kind: 'read', reads, writes: [] })
+const read = (...reads: string[]) => ({ kind: 'read', reads, writes: [], hiddenWrites: false })
 
 describe('analyzeStatement on selects', () => {
   it('reads the table of a simple select', () => {
@@ -167,7 +167,7 @@ describe('analyzeStatement with common table expressions', () => {
       .with('gone', (qc) => qc.deleteFrom('pet').where('species', '=', 'cat').returningAll())
       .selectFrom('gone')
       .selectAll()
-    expect(analyze(q)).toEqual({ kind: 'write', reads: [], writes: ['public.pet'] })
+    expect(analyze(q)).toEqual({ kind: 'write', reads: [], writes: ['public.pet'], hiddenWrites: false })
   })
 
   it('treats a raw CTE body as opaque because it may hide a write', () => {
@@ -176,13 +176,14 @@ describe('analyzeStatement with common table expressions', () => {
       .selectFrom('gone')
       .selectAll()
     expect(analyze(q).kind).toBe('opaque')
+    expect(analyze(q).hiddenWrites).toBe(true)
   })
 })
 
 describe('analyzeStatement on writes', () => {
   it('writes the target of an insert with values and reads nothing', () => {
     const q = db.insertInto('person').values({ first_name: 'A', last_name: null, age: 1 })
-    expect(analyze(q)).toEqual({ kind: 'write', reads: [], writes: ['public.person'] })
+    expect(analyze(q)).toEqual({ kind: 'write', reads: [], writes: ['public.person'], hiddenWrites: false })
   })
 
   it('reads the source and writes the target of insert ... select', () => {
@@ -190,12 +191,12 @@ describe('analyzeStatement on writes', () => {
       .insertInto('person')
       .columns(['first_name', 'age'])
       .expression((eb) => eb.selectFrom('pet').select(['name', 'owner_id']))
-    expect(analyze(q)).toEqual({ kind: 'write', reads: ['public.pet'], writes: ['public.person'] })
+    expect(analyze(q)).toEqual({ kind: 'write', reads: ['public.pet'], writes: ['public.person'], hiddenWrites: false })
   })
 
   it('keeps insert ... returning a plain write', () => {
     const q = db.insertInto('person').values({ first_name: 'A', last_name: null, age: 1 }).returning(['id', 'person.age'])
-    expect(analyze(q)).toEqual({ kind: 'write', reads: [], writes: ['public.person'] })
+    expect(analyze(q)).toEqual({ kind: 'write', reads: [], writes: ['public.person'], hiddenWrites: false })
   })
 
   it('reads a subquery in insert values', () => {
@@ -204,7 +205,7 @@ describe('analyzeStatement on writes', () => {
       species: 'dog',
       owner_id: eb.selectFrom('person').select('id').limit(1),
     }))
-    expect(analyze(q)).toEqual({ kind: 'write', reads: ['public.person'], writes: ['public.pet'] })
+    expect(analyze(q)).toEqual({ kind: 'write', reads: ['public.person'], writes: ['public.pet'], hiddenWrites: false })
   })
 
   it('reads the from tables of an update and writes only its target', () => {
@@ -213,7 +214,7 @@ describe('analyzeStatement on writes', () => {
       .from('pet')
       .set((eb) => ({ first_name: eb.ref('pet.name') }))
       .whereRef('pet.owner_id', '=', 'p.id')
-    expect(analyze(q)).toEqual({ kind: 'write', reads: ['public.pet'], writes: ['public.person'] })
+    expect(analyze(q)).toEqual({ kind: 'write', reads: ['public.pet'], writes: ['public.person'], hiddenWrites: false })
   })
 
   it('reads the subquery of update ... where in (select)', () => {
@@ -221,17 +222,17 @@ describe('analyzeStatement on writes', () => {
       .updateTable('person')
       .set({ age: 0 })
       .where('id', 'in', (eb) => eb.selectFrom('pet').select('owner_id').where('species', '=', 'cat'))
-    expect(analyze(q)).toEqual({ kind: 'write', reads: ['public.pet'], writes: ['public.person'] })
+    expect(analyze(q)).toEqual({ kind: 'write', reads: ['public.pet'], writes: ['public.person'], hiddenWrites: false })
   })
 
   it('writes every target of a multi-table update', () => {
     const q = db.updateTable(['person', 'pet']).set({ age: 1 })
-    expect(analyze(q)).toEqual({ kind: 'write', reads: [], writes: ['public.person', 'public.pet'] })
+    expect(analyze(q)).toEqual({ kind: 'write', reads: [], writes: ['public.person', 'public.pet'], hiddenWrites: false })
   })
 
   it('reads the using tables of a delete and writes its target', () => {
     const q = db.deleteFrom('person').using('pet').whereRef('pet.owner_id', '=', 'person.id').where('pet.species', '=', 'cat')
-    expect(analyze(q)).toEqual({ kind: 'write', reads: ['public.pet'], writes: ['public.person'] })
+    expect(analyze(q)).toEqual({ kind: 'write', reads: ['public.pet'], writes: ['public.person'], hiddenWrites: false })
   })
 
   it('writes the target of merge into and reads its using source', () => {
@@ -242,7 +243,7 @@ describe('analyzeStatement on writes', () => {
       .thenUpdateSet({ age: 1 })
       .whenNotMatched()
       .thenInsertValues({ first_name: 'x', last_name: null, age: 0 })
-    expect(analyze(q)).toEqual({ kind: 'write', reads: ['public.pet'], writes: ['public.person'] })
+    expect(analyze(q)).toEqual({ kind: 'write', reads: ['public.pet'], writes: ['public.person'], hiddenWrites: false })
   })
 
   it('does not count excluded in an upsert as a table', () => {
@@ -252,7 +253,7 @@ describe('analyzeStatement on writes', () => {
       .onConflict((oc) =>
         oc.column('id').doUpdateSet((eb) => ({ first_name: eb.ref('excluded.first_name'), age: eb.ref('excluded.age') })),
       )
-    expect(analyze(q)).toEqual({ kind: 'write', reads: [], writes: ['public.person'] })
+    expect(analyze(q)).toEqual({ kind: 'write', reads: [], writes: ['public.person'], hiddenWrites: false })
   })
 
   it('treats a write whose target cannot be resolved as opaque', () => {
@@ -277,6 +278,7 @@ describe('analyzeStatement table names', () => {
       kind: 'write',
       reads: [],
       writes: ['audit.log'],
+      hiddenWrites: false,
     })
   })
 
@@ -306,7 +308,7 @@ describe('analyzeStatement table names', () => {
 describe('analyzeStatement on raw SQL and schema statements', () => {
   it('treats a raw sql root as opaque with no tables', () => {
     const node = sql`select * from person`.compile(db).query
-    expect(analyzeStatement(node)).toEqual({ kind: 'opaque', reads: [], writes: [] })
+    expect(analyzeStatement(node)).toEqual({ kind: 'opaque', reads: [], writes: [], hiddenWrites: true })
   })
 
   it('keeps a select with raw SQL in the select list and where clause a read', () => {
@@ -342,7 +344,7 @@ describe('analyzeStatement on raw SQL and schema statements', () => {
       .updateTable('person')
       .from(sql<{ x: number }>`generate_series(1, 3)`.as('g'))
       .set({ age: 1 })
-    expect(analyze(q)).toEqual({ kind: 'write', reads: [], writes: ['public.person'] })
+    expect(analyze(q)).toEqual({ kind: 'write', reads: [], writes: ['public.person'], hiddenWrites: false })
   })
 
   it('reads sql.table() in FROM as a plain table', () => {
@@ -353,13 +355,15 @@ describe('analyzeStatement on raw SQL and schema statements', () => {
   it('treats create table and drop table as opaque', () => {
     const create = db.schema.createTable('x').addColumn('id', 'integer').compile().query
     const drop = db.schema.dropTable('person').compile().query
-    expect(analyzeStatement(create)).toEqual({ kind: 'opaque', reads: [], writes: [] })
-    expect(analyzeStatement(drop)).toEqual({ kind: 'opaque', reads: [], writes: [] })
+    expect(analyzeStatement(create)).toEqual({ kind: 'opaque', reads: [], writes: [], hiddenWrites: true })
+    expect(analyzeStatement(drop)).toEqual({ kind: 'opaque', reads: [], writes: [], hiddenWrites: true })
   })
 
   it('treats locking reads and raw select modifiers as opaque', () => {
     expect(analyze(db.selectFrom('person').selectAll().forUpdate().skipLocked()).kind).toBe('opaque')
     expect(analyze(db.selectFrom('person').selectAll().forShare()).kind).toBe('opaque')
+    // Uncacheable, but it hides no write: nothing to invalidate when it runs.
+    expect(analyze(db.selectFrom('person').selectAll().forShare()).hiddenWrites).toBe(false)
     expect(analyze(db.selectFrom('person').selectAll().modifyEnd(sql`for update`)).kind).toBe('opaque')
   })
 

@@ -365,17 +365,16 @@ export class MemcachedStore implements Store {
   }
 
   /** Stores on each replica, with the TTL as given: replicas are homes, not stand-ins. */
-  async setReplicas(key: string, value: Buffer, ttlSeconds: number, count: number): Promise<number> {
+  async setReplicas(key: string, value: Buffer, ttlSeconds: number, count: number): Promise<Array<true | StoreUnavailableError>> {
     this.#assertValue(key, value)
     assertTtl(ttlSeconds)
-    const results = await this.#onReplicas(key, count, async (node) => {
+    return this.#onReplicas(key, count, async (node): Promise<true> => {
       const response = await this.#call(node, 'set', key, storageExtras(this.#expiry(ttlSeconds, false)), value)
       if (response.header.status !== STATUS.ok) {
         throw this.#statusError(node, 'set', key, response)
       }
       return true
     })
-    return results.filter((stored) => stored === true).length
   }
 
   /** `add` on each replica (see {@link Store.addReplicas}). */

@@ -155,9 +155,9 @@ export class MemoryStore implements Store {
     return [await this.get(key)]
   }
 
-  async setReplicas(key: string, value: Buffer, ttlSeconds: number): Promise<number> {
+  async setReplicas(key: string, value: Buffer, ttlSeconds: number): Promise<true[]> {
     await this.set(key, value, ttlSeconds)
-    return 1
+    return [true]
   }
 
   async addReplicas(key: string, value: Buffer, ttlSeconds: number): Promise<boolean[]> {

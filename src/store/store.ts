@@ -35,8 +35,8 @@ export interface Store {
    * a {@link StoreUnavailableError} in its slot. Rejects only if none answered.
    */
   getReplicas(key: string, count: number): Promise<Array<Buffer | undefined | StoreUnavailableError>>
-  /** Stores on each replica; resolves how many stored. Rejects only if none did. */
-  setReplicas(key: string, value: Buffer, ttlSeconds: number, count: number): Promise<number>
+  /** Stores on each replica; resolves, per replica, `true` or its failure. Rejects only if none answered. */
+  setReplicas(key: string, value: Buffer, ttlSeconds: number, count: number): Promise<Array<true | StoreUnavailableError>>
   /** `add` on each replica; resolves, per replica, whether it stored (`undefined`: it failed). */
   addReplicas(key: string, value: Buffer, ttlSeconds: number, count: number): Promise<Array<boolean | undefined>>
   /** Largest value, in bytes, this store accepts; larger values are not stored. */
