@@ -48,12 +48,18 @@ export interface CacheEngineConfig {
 
 interface Flight {
   readonly result: QueryResult<unknown>
+  /** Served from the cache after all (a restored generation); not a database result. */
+  readonly hit: boolean
   /** The rows as stored, so every joined caller gets its own copy; `undefined` if they could not be encoded. */
   readonly rowsText: string | undefined
 }
 
 /** A store read that failed: the value is unknown, unlike `undefined` (absent). */
 const FAILED = Symbol('failed')
+
+function describeLookup(generation: string | undefined | typeof FAILED): string {
+  return generation === undefined ? '-' : generation === FAILED ? '!' : generation
+}
 
 /**
  * The read-through path for `.cached()` queries and the invalidation path for
@@ -150,51 +156,70 @@ export class CacheEngine {
     // Cache work for this query, all steps together, stays within one cache timeout.
     const budget = { leftMs: this.#config.timeoutMs - (performance.now() - lookupStarted) }
 
-    // When any of it could not be read, the result can be neither validated nor stored.
-    let current: string[] | undefined
-    if (value !== FAILED && !generations.includes(FAILED)) {
-      // A missing generation is restored from a replica or created: rare, one more round trip.
-      current = generations.includes(undefined)
-        ? await this.#bounded(this.#ensure(generationKeys, generations as (string | undefined)[]), budget, undefined)
-        : (generations as string[])
-    }
-    if (value !== undefined && value !== FAILED && current !== undefined) {
-      const hit = this.#servable(value, current)
+    const complete = !generations.includes(undefined) && !generations.includes(FAILED)
+    if (value !== undefined && value !== FAILED && complete) {
+      const hit = this.#servable(value, generations as string[])
       if (hit !== undefined) {
         this.counters.hits++
         return hit.result
       }
     }
-    this.counters.misses++
 
-    const flightKey = `${key}|${current?.join(',') ?? '?'}|${this.#writeEpoch}`
+    // Identical misses share one flight: same key, no write by this process since, and
+    // the same generations read or a flight whose query has not started yet.
     const ttl = mark.ttl ?? this.#config.defaultTtl
     let leader = false
-    const compute = async (): Promise<{ value: Flight; stored: boolean }> => {
-      const result = await runner.run(compiled, options)
-      const rowsText = this.#encode(result.rows)
-      const stored =
-        current !== undefined &&
-        rowsText !== undefined &&
-        (await this.#bounded(this.#put(key, encodeEntry(current, rowsText), ttl), budget, false))
-      return { value: { result, rowsText }, stored }
-    }
     const flight = await this.#flights.run(
-      flightKey,
-      async () => {
+      `${key}|${this.#writeEpoch}`,
+      generations.map(describeLookup).join(','),
+      async (started): Promise<Flight> => {
         leader = true
+        // When any of it could not be read, the result can be neither validated nor stored.
+        let current: string[] | undefined
+        if (value !== FAILED && !generations.includes(FAILED)) {
+          // A missing generation is restored from a replica or created: rare, one more round trip.
+          current = complete
+            ? (generations as string[])
+            : await this.#bounded(this.#ensure(generationKeys, generations as (string | undefined)[]), budget, undefined)
+        }
+        if (!complete && value !== undefined && value !== FAILED && current !== undefined) {
+          // The value was fine: only a generation's first copy was gone, and a replica restored it.
+          const restored = this.#servable(value, current)
+          if (restored !== undefined) return { ...restored, hit: true }
+        }
+        const compute = async (): Promise<{ value: Flight; stored: boolean }> => {
+          started()
+          const result = await runner.run(compiled, options)
+          const rowsText = this.#encode(result.rows)
+          const stored =
+            current !== undefined &&
+            rowsText !== undefined &&
+            (await this.#bounded(this.#put(key, encodeEntry(current, rowsText), ttl), budget, false))
+          return { value: { result, rowsText, hit: false }, stored }
+        }
         const safeMode = this.#config.safeMode
         // Degraded: one process of the farm computes. Needs the generations, or nothing could be stored.
         if (safeMode !== false && mark.safe && current !== undefined && this.#config.mode() === 'degraded') {
-          return computeUnderLock(this.#store, lockKey(key), safeMode, {
-            compute,
-            recheck: () => this.#recheck(key, current),
-          }, this.counters)
+          // Another process's result may have been computed before a late joiner's read.
+          started()
+          const known = current
+          return computeUnderLock(
+            this.#store,
+            lockKey(key),
+            safeMode,
+            { compute, recheck: () => this.#recheck(key, known) },
+            this.counters,
+          )
         }
         return (await compute()).value
       },
       () => this.counters.coalesced++,
     )
+    if (flight.hit) {
+      this.counters.hits++
+    } else {
+      this.counters.misses++
+    }
     if (leader || flight.rowsText === undefined) {
       return flight.result
     }
@@ -225,7 +250,9 @@ export class CacheEngine {
   async #recheck(key: string, generations: readonly string[]): Promise<Flight | undefined | typeof UNAVAILABLE> {
     const value = await this.#get(key)
     if (value === FAILED) return UNAVAILABLE
-    return value === undefined ? undefined : this.#servable(value, generations)
+    const found = value === undefined ? undefined : this.#servable(value, generations)
+    // Another process computed it for this miss: a miss all the same, for the hit ratio.
+    return found === undefined ? undefined : { ...found, hit: false }
   }
 
   /** An entry computed under exactly the current generations, else `undefined`. */
@@ -240,7 +267,7 @@ export class CacheEngine {
       }
     }
     try {
-      return { result: { rows: decodeRows(entry.rowsText) }, rowsText: entry.rowsText }
+      return { result: { rows: decodeRows(entry.rowsText) }, rowsText: entry.rowsText, hit: true }
     } catch (error) {
       this.#failed(error)
       return undefined

@@ -167,7 +167,13 @@ class TierMonitor implements Monitor {
   constructor(config: Config) {
     this.#config = config
     this.#counterKeys = farmCounterKeys(config.namespace)
-    this.#store = new MemcachedStore({ servers: config.servers, timeoutMs: config.probeTimeoutMs })
+    // The probes alone decide which nodes are down (holdDown below): the store's own failure count
+    // would take a node off on its own and later flush it, wiping a node the probes call healthy.
+    this.#store = new MemcachedStore({
+      servers: config.servers,
+      timeoutMs: config.probeTimeoutMs,
+      failureThreshold: Number.MAX_SAFE_INTEGER,
+    })
     const now = Date.now()
     this.#auto = { mode: 'normal', since: now, reason: 'all nodes up' }
     this.#state = { version: 1, mode: 'normal', down: [], since: now, reason: 'starting', setBy: this.#setBy, at: now }
