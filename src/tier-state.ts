@@ -34,6 +34,8 @@ export interface ModeOverride {
   /** ms since the epoch. */
   readonly until: number
   readonly setBy: string
+  /** When it was written, ms since the epoch: the newest write wins, a clear included. */
+  readonly at: number
 }
 
 /** Farm-wide request counters every process adds its hits and misses to. */
@@ -70,7 +72,8 @@ export async function readTierState(store: Store, namespace: string): Promise<Ti
 
 /** The operator's override in force now, if any. */
 export async function readModeOverride(store: Store, namespace: string, now = Date.now()): Promise<ModeOverride | undefined> {
-  const override = freshest(await readEverywhere(store, modeOverrideKey(namespace)), isModeOverride, (o) => o.until)
+  // Newest write wins, so a node that missed a clear cannot revive an old override.
+  const override = freshest(await readEverywhere(store, modeOverrideKey(namespace)), isModeOverride, (o) => o.at)
   return override !== undefined && override.until > now ? override : undefined
 }
 
@@ -86,11 +89,13 @@ export async function writeModeOverride(
   setBy: string,
 ): Promise<ModeOverride | undefined> {
   if (mode === 'auto') {
-    // An override that has already expired reads as none; it also replaces any newer one.
-    await publish(store, modeOverrideKey(namespace), { mode: 'normal', until: 0, setBy }, 1)
+    // An override that has already expired reads as none; written last, it beats older ones.
+    const cleared: ModeOverride = { mode: 'normal', until: 0, setBy, at: Date.now() }
+    // No expiry: it must outlive every older override copy, however long that one was set for.
+    await publish(store, modeOverrideKey(namespace), cleared, 0)
     return undefined
   }
-  const override: ModeOverride = { mode, until: Date.now() + forMs, setBy }
+  const override: ModeOverride = { mode, until: Date.now() + forMs, setBy, at: Date.now() }
   await publish(store, modeOverrideKey(namespace), override, Math.ceil(forMs / 1000) + 1)
   return override
 }
@@ -129,7 +134,14 @@ function isMode(value: unknown): value is CacheMode {
 
 function isModeOverride(value: unknown): value is ModeOverride {
   const o = value as ModeOverride
-  return typeof o === 'object' && o !== null && isMode(o.mode) && typeof o.until === 'number' && typeof o.setBy === 'string'
+  return (
+    typeof o === 'object' &&
+    o !== null &&
+    isMode(o.mode) &&
+    typeof o.until === 'number' &&
+    typeof o.at === 'number' &&
+    typeof o.setBy === 'string'
+  )
 }
 
 function isTierState(value: unknown): value is TierState {
