@@ -1,15 +1,17 @@
-import type { CompiledQuery, DatabaseConnection, QueryResult, RootOperationNode } from 'kysely'
-import { declaredWritesOf, markOf, noteHandled, type CacheMark } from './cached.js'
+import { CompiledQuery, type DatabaseConnection, type QueryResult, type RootOperationNode } from 'kysely'
+import { declaredWritesOf, markOf, noteHandled, warmMarkOf, type CacheMark, type WarmMark } from './cached.js'
 import { decodeEntry, decodeRows, encodeEntry, encodeRows } from './codec.js'
 import { Generations } from './generations.js'
 import { lockKey, queryKey } from './key.js'
+import { channels } from './observability.js'
 import { classifyRawStatement } from './raw-statement.js'
 import { computeUnderLock, UNAVAILABLE, type SafeLockConfig } from './safe-lock.js'
 import { SingleFlight } from './single-flight.js'
 import { analyzeStatement, normalizeTableName, type StatementInfo } from './statement.js'
 import { CacheCounters } from './stats.js'
-import type { Store } from './store/store.js'
+import { StoreUnavailableError, type Store } from './store/store.js'
 import type { CacheMode } from './tier-state.js'
+import type { QueryShape, QueryStatistics } from './query-stats.js'
 import { ValueTooLargeError } from './store/value-too-large-error.js'
 
 /** What the engine needs from a connection: run on the real one, and its transaction state. */
@@ -43,6 +45,8 @@ export interface CacheEngineConfig {
   readonly safeMode: SafeLockConfig | false
   /** This process's mode, read on every miss: must cost no I/O. */
   readonly mode: () => CacheMode
+  /** Per-shape statistics for warm-up, or `undefined` when turned off. */
+  readonly statistics: QueryStatistics | undefined
   readonly onError: (error: unknown) => void
 }
 
@@ -100,6 +104,11 @@ export class CacheEngine {
       // A select that writes (in a CTE) or that the walk cannot see through: run it as any statement.
       this.counters.uncacheable++
     }
+    const warm = warmMarkOf(compiled.query)
+    if (warm !== undefined) {
+      await this.#warm(runner, warm)
+      return { rows: [] }
+    }
     const writes = this.#writesOf(runner, compiled)
     const result = await runner.run(compiled, options)
     if (writes !== undefined) {
@@ -145,6 +154,7 @@ export class CacheEngine {
       this.#config.onError(error)
       return runner.run(compiled, options)
     }
+    const ttl = mark.ttl ?? this.#config.defaultTtl
     const lookupStarted = performance.now()
     const generationKeys = this.#generations.keysFor(info.reads, mark.tags)
     // One round trip: the value and every generation it depends on, in parallel. Each
@@ -161,14 +171,16 @@ export class CacheEngine {
       const hit = this.#servable(value, generations as string[])
       if (hit !== undefined) {
         this.counters.hits++
+        this.#config.statistics?.record(key, () => shape(key, compiled, info, mark, ttl), 'hit')
+        if (channels.query.hasSubscribers) channels.query.publish({ namespace: this.#config.namespace, key, outcome: 'hit' })
         return hit.result
       }
     }
 
     // Identical misses share one flight: same key, no write by this process since, and
     // the same generations read or a flight whose query has not started yet.
-    const ttl = mark.ttl ?? this.#config.defaultTtl
     let leader = false
+    let databaseMs: number | undefined
     const flight = await this.#flights.run(
       `${key}|${this.#writeEpoch}`,
       generations.map(describeLookup).join(','),
@@ -189,7 +201,9 @@ export class CacheEngine {
         }
         const compute = async (): Promise<{ value: Flight; stored: boolean }> => {
           started()
+          const queryStarted = performance.now()
           const result = await runner.run(compiled, options)
+          databaseMs = performance.now() - queryStarted
           const rowsText = this.#encode(result.rows)
           const stored =
             current !== undefined &&
@@ -209,6 +223,11 @@ export class CacheEngine {
             safeMode,
             { compute, recheck: () => this.#recheck(key, known) },
             this.counters,
+            (event, waitMs) => {
+              if (channels.lock.hasSubscribers) {
+                channels.lock.publish({ namespace: this.#config.namespace, key, event, ...(waitMs === undefined ? {} : { waitMs }) })
+              }
+            },
           )
         }
         return (await compute()).value
@@ -219,6 +238,11 @@ export class CacheEngine {
       this.counters.hits++
     } else {
       this.counters.misses++
+    }
+    const outcome = flight.hit ? 'hit' : 'miss'
+    this.#config.statistics?.record(key, () => shape(key, compiled, info, mark, ttl), outcome, databaseMs)
+    if (channels.query.hasSubscribers) {
+      channels.query.publish({ namespace: this.#config.namespace, key, outcome, ...(databaseMs === undefined ? {} : { databaseMs }) })
     }
     if (leader || flight.rowsText === undefined) {
       return flight.result
@@ -307,6 +331,40 @@ export class CacheEngine {
     }
   }
 
+  /**
+   * Replays one warm-up entry: reads (or creates) its generations first, runs it
+   * in a read-only transaction on this connection, and stores the rows under
+   * those generations, as a miss would. Reports the outcome on the mark.
+   */
+  async #warm(runner: QueryRunner, warm: WarmMark): Promise<void> {
+    if (runner.transactionWrites !== undefined) {
+      throw new Error('warm-up cannot run inside a transaction')
+    }
+    warm.replayedBy = this
+    const { entry } = warm
+    const key = queryKey(this.#config.namespace, entry.sql, entry.parameters, entry.tags)
+    const generationKeys = this.#generations.keysFor(entry.tables, entry.tags)
+    const read = await Promise.all(generationKeys.map((k) => this.#getGeneration(k)))
+    if (read.includes(FAILED)) {
+      throw new StoreUnavailableError(`cannot read the generations of ${JSON.stringify(key)}`)
+    }
+    const current = read.includes(undefined) ? await this.#ensure(generationKeys, read as (string | undefined)[]) : (read as string[])
+    if (current === undefined) {
+      throw new StoreUnavailableError(`cannot create the generations of ${JSON.stringify(key)}`)
+    }
+    await runner.run(CompiledQuery.raw('begin transaction read only'))
+    let result: QueryResult<unknown>
+    try {
+      result = await runner.run(CompiledQuery.raw(entry.sql, [...entry.parameters]))
+      await runner.run(CompiledQuery.raw('commit'))
+    } catch (error) {
+      await runner.run(CompiledQuery.raw('rollback')).catch(() => {})
+      throw error
+    }
+    const rowsText = this.#encode(result.rows)
+    warm.stored = rowsText !== undefined && (await this.#put(key, encodeEntry(current, rowsText), entry.ttl))
+  }
+
   /** Resolves whether the value is now in the store. */
   async #put(key: string, value: Buffer, ttl: number): Promise<boolean> {
     if (value.length > this.#store.maxValueBytes) {
@@ -388,4 +446,9 @@ export class CacheEngine {
     this.counters.errors++
     this.#config.onError(error)
   }
+}
+
+/** What the statistics keep of a query, built only when its shape is first tracked. */
+function shape(key: string, compiled: CompiledQuery, info: StatementInfo, mark: CacheMark, ttl: number): QueryShape {
+  return { key, sql: compiled.sql, parameters: compiled.parameters, tables: info.reads, tags: mark.tags, ttl }
 }

@@ -10,6 +10,12 @@ import { MemcachedStore, type StoreEvent } from './store/memcached-store.js'
 import { MemoryStore } from './store/memory-store.js'
 import type { Store } from './store/store.js'
 import type { CacheMode } from './tier-state.js'
+import type { Registry } from 'prom-client'
+import { FarmStatistics } from './farm-statistics.js'
+import { channels, registerMetrics } from './observability.js'
+import { QueryStatistics, type HotQuery } from './query-stats.js'
+import { runWarmup, type WarmupOptions, type WarmupReport } from './warmup.js'
+import { createManifest, parseManifest, type WarmupManifest } from './warmup-manifest.js'
 
 export interface QueryCacheOptions {
   /**
@@ -57,6 +63,16 @@ export interface QueryCacheOptions {
   readonly modeRefreshMs?: number
   /** Mode changes and memcached node events, as they happen. Must not throw. */
   readonly onEvent?: (event: CacheEvent) => void
+  /**
+   * Per-query-shape statistics for warm-up (see docs/warmup.md); `false` turns
+   * them off. With memcached, each process merges them into a farm-wide document
+   * every `shareEveryMs` (`false`: this process only).
+   */
+  readonly statistics?:
+    | false
+    | { readonly capacity?: number; readonly halfLifeMs?: number; readonly shareEveryMs?: number | false; readonly farmCapacity?: number }
+  /** A prom-client registry to publish metrics on (names in docs/operations.md). */
+  readonly metrics?: { readonly registry: Registry }
 }
 
 /** What `onEvent` receives. */
@@ -92,6 +108,20 @@ export interface QueryCache {
   readonly mode: CacheMode
   /** Reads the shared flag now instead of at the next refresh; resolves the mode. */
   refreshMode(): Promise<CacheMode>
+  /**
+   * The most valuable query shapes seen by this process: requests × mean
+   * database time, over the statistics' decay window. Empty when statistics are off.
+   */
+  hotQueries(options?: { readonly limit?: number }): HotQuery[]
+  /**
+   * A warm-up manifest of the most valuable shapes: the farm's (merged through
+   * memcached) when shared statistics are on, else this process's.
+   */
+  exportWarmupManifest(options?: { readonly limit?: number; readonly scope?: 'process' | 'farm' }): Promise<WarmupManifest>
+  /** Validates a manifest (text or parsed JSON); throws a `ManifestError` naming what is wrong. */
+  importWarmupManifest(manifest: string | object): WarmupManifest
+  /** Replays a manifest into the cache, read-only, highest score first. */
+  warmup(manifest: WarmupManifest | string | object, options: WarmupOptions): Promise<WarmupReport>
   /** Stops background work and closes the store's connections. Wrapped dialects fall back to the database afterwards. */
   close(): Promise<void>
 }
@@ -99,7 +129,7 @@ export interface QueryCache {
 const KNOWN_OPTIONS = new Set([
   'servers', 'store', 'namespace', 'defaultTtl', 'timeoutMs', 'failureThreshold', 'retryAfterMs',
   'fallbackTtl', 'maxValueBytes', 'generationReplicas', 'memory', 'defaultSchema', 'onError',
-  'safeMode', 'modeRefreshMs', 'onEvent',
+  'safeMode', 'modeRefreshMs', 'onEvent', 'statistics', 'metrics',
 ])
 
 /**
@@ -139,9 +169,26 @@ export function createQueryCache(options: QueryCacheOptions = {}): QueryCache {
   const refreshMs = validatePositive(options.modeRefreshMs ?? 1000, 'modeRefreshMs', 'milliseconds')
   const timeoutMs = validatePositive(options.timeoutMs ?? 250, 'timeoutMs', 'milliseconds')
 
+  const statisticsOptions = options.statistics ?? {}
+  if (statisticsOptions !== false && (statisticsOptions === null || typeof statisticsOptions !== 'object')) {
+    throw new TypeError(`statistics must be an object or false, got ${describe(statisticsOptions)}`)
+  }
+  const statistics =
+    statisticsOptions === false
+      ? undefined
+      : new QueryStatistics({
+          ...(statisticsOptions.capacity === undefined ? {} : { capacity: statisticsOptions.capacity }),
+          ...(statisticsOptions.halfLifeMs === undefined ? {} : { halfLifeMs: statisticsOptions.halfLifeMs }),
+        })
+  const registry = options.metrics?.registry
+  if (options.metrics !== undefined && (typeof registry !== 'object' || registry === null)) {
+    throw new TypeError(`metrics.registry must be a prom-client Registry, got ${describe(registry)}`)
+  }
+
   let modeView: ModeView | undefined
   const store = createStore(options, timeoutMs, (event) => {
     if (event.type !== 'error') modeView?.noteLocalChange()
+    if (channels.node.hasSubscribers) channels.node.publish({ namespace, ...event })
     onEvent(event)
   })
   const engine = new CacheEngine({
@@ -153,6 +200,7 @@ export function createQueryCache(options: QueryCacheOptions = {}): QueryCache {
     timeoutMs,
     safeMode,
     mode: () => modeView?.mode ?? 'normal',
+    statistics,
     onError,
   })
   // One process has nothing to coordinate: the embedded store needs no mode.
@@ -162,21 +210,93 @@ export function createQueryCache(options: QueryCacheOptions = {}): QueryCache {
       namespace,
       refreshMs,
       counters: engine.counters,
-      onChange: (change) => onEvent({ type: 'mode', ...change }),
+      onChange: (change) => {
+        if (channels.mode.hasSubscribers) channels.mode.publish({ namespace, ...change })
+        onEvent({ type: 'mode', ...change })
+      },
       onError,
     })
     modeView.start()
   }
+  const shareEveryMs = statisticsOptions === false ? false : (statisticsOptions.shareEveryMs ?? 10_000)
+  const farm =
+    statistics !== undefined && shareEveryMs !== false && !(store instanceof MemoryStore)
+      ? new FarmStatistics({
+          store,
+          namespace,
+          local: statistics,
+          intervalMs: shareEveryMs,
+          ...(statisticsOptions !== false && statisticsOptions.farmCapacity !== undefined
+            ? { capacity: statisticsOptions.farmCapacity }
+            : {}),
+          onError,
+        })
+      : undefined
+  farm?.start()
+
+  let warming = { done: 0, total: 0, running: false }
+  const mode = (): CacheMode => modeView?.mode ?? 'normal'
+  const unregister =
+    registry === undefined
+      ? undefined
+      : registerMetrics(registry, {
+          namespace,
+          stats: () => engine.counters.snapshot(),
+          get mode() {
+            return mode()
+          },
+          nodes: () => (store instanceof MemcachedStore ? store.nodeStates() : []),
+          warmup: () => warming,
+        })
 
   return {
     store,
     namespace,
     get mode() {
-      return modeView?.mode ?? 'normal'
+      return mode()
     },
     refreshMode: async () => {
       await modeView?.refresh()
-      return modeView?.mode ?? 'normal'
+      return mode()
+    },
+    hotQueries: ({ limit = 20 } = {}) => statistics?.top(validatePositiveInteger(limit, 'limit')) ?? [],
+    exportWarmupManifest: async ({ limit = 500, scope } = {}) => {
+      validatePositiveInteger(limit, 'limit')
+      if (scope !== undefined && scope !== 'process' && scope !== 'farm') {
+        throw new TypeError(`scope must be "process" or "farm", got ${describe(scope)}`)
+      }
+      if (farm !== undefined && scope !== 'process') {
+        await farm.push()
+        return createManifest(namespace, (await farm.read()).slice(0, limit))
+      }
+      if (scope === 'farm') {
+        throw new TypeError('scope "farm" needs memcached servers and shared statistics (statistics.shareEveryMs)')
+      }
+      return createManifest(namespace, statistics?.top(limit) ?? [])
+    },
+    importWarmupManifest: (manifest) => parseManifest(manifest),
+    warmup: async (manifest, warmupOptions) => {
+      // Validated whatever its source: replay runs only single read-only statements.
+      const parsed = parseManifest(manifest)
+      warming = { done: 0, total: 0, running: true }
+      try {
+        return await runWarmup(
+          parsed,
+          {
+            ...warmupOptions,
+            onProgress: (progress) => {
+              warming = { done: progress.done, total: progress.total, running: true }
+              if (channels.warmup.hasSubscribers) {
+                channels.warmup.publish({ namespace, done: progress.done, total: progress.total, outcome: progress.outcome, key: progress.entry.key })
+              }
+              warmupOptions.onProgress?.(progress)
+            },
+          },
+          engine,
+        )
+      } finally {
+        warming = { ...warming, running: false }
+      }
     },
     wrapDialect: (dialect) => createCachingDialect(dialect, engine),
     invalidate: async (target) => {
@@ -191,6 +311,8 @@ export function createQueryCache(options: QueryCacheOptions = {}): QueryCache {
     },
     stats: () => engine.counters.snapshot(),
     close: async () => {
+      unregister?.()
+      await farm?.stop()
       await modeView?.stop()
       await store.close()
     },
@@ -244,3 +366,4 @@ function createStore(options: QueryCacheOptions, timeoutMs: number, onEvent: (ev
     onEvent,
   })
 }
+

@@ -1,4 +1,5 @@
 import {
+  CompiledQuery,
   createSelectQueryBuilder,
   type KyselyPlugin,
   type OperationNode,
@@ -11,6 +12,7 @@ import {
   type UnknownRow,
 } from 'kysely'
 import { describe, validateTags, validateTtl } from './options.js'
+import type { WarmupEntry } from './warmup-manifest.js'
 
 /** Per-query cache options, given to `.cached()` or `cached()`. */
 export interface CachedOptions {
@@ -169,4 +171,27 @@ class DeclareWritesPlugin implements KyselyPlugin {
  */
 export function declareWrites(tables: readonly string[]): KyselyPlugin {
   return new DeclareWritesPlugin(validateTags(tables, 'declareWrites(tables)'))
+}
+
+/** A warm-up entry to replay, and what came of it. */
+export interface WarmMark {
+  readonly entry: WarmupEntry
+  /** Set by the engine: whether the result is now in the store. */
+  stored: boolean
+  /** Set by the engine that replayed it, so a replay through some other dialect is caught. */
+  replayedBy: object | undefined
+}
+
+const warmMarks = new WeakMap<OperationNode, WarmMark>()
+
+export function warmMarkOf(node: OperationNode): WarmMark | undefined {
+  return warmMarks.get(node)
+}
+
+/** A statement that makes a wrapped dialect replay `entry` into the cache instead of running a query. */
+export function warmupStatement(entry: WarmupEntry): { compiled: CompiledQuery; mark: WarmMark } {
+  const compiled = CompiledQuery.raw(entry.sql, [...entry.parameters])
+  const mark: WarmMark = { entry, stored: false, replayedBy: undefined }
+  warmMarks.set(compiled.query, mark)
+  return { compiled, mark }
 }

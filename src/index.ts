@@ -16,3 +16,8 @@ export type { MemcachedStoreOptions, StoreEvent } from './store/memcached-store.
 export { MemoryStore } from './store/memory-store.js'
 export { startMonitor } from './monitor.js'
 export type { Monitor, MonitorOptions } from './monitor.js'
+export type { HotQuery, QueryShape } from './query-stats.js'
+export { ManifestError, parseManifest, serializeManifest } from './warmup-manifest.js'
+export type { WarmupEntry, WarmupManifest } from './warmup-manifest.js'
+export type { WarmupOptions, WarmupProgress, WarmupReport } from './warmup.js'
+export { channels } from './observability.js'

@@ -76,6 +76,9 @@ export interface LockedWork<T> {
 
 export const UNAVAILABLE = Symbol('unavailable')
 
+/** What happened to one degraded miss, for tracing. */
+export type LockEvent = 'acquired' | 'waited' | 'timeout' | 'unavailable' | 'abandoned'
+
 // Lock values: anything but COMPUTING tells waiters to stop waiting and query themselves.
 const COMPUTING = Buffer.from('computing')
 const FAILED = Buffer.from('failed')
@@ -93,6 +96,7 @@ export async function computeUnderLock<T>(
   config: SafeLockConfig,
   work: LockedWork<T>,
   counters: CacheCounters,
+  notify: (event: LockEvent, waitMs?: number) => void = () => {},
 ): Promise<T> {
   const started = performance.now()
   const deadline = started + config.maxWaitMs
@@ -100,8 +104,10 @@ export async function computeUnderLock<T>(
   let waited = false
   const done = (): void => {
     if (waited) {
+      const waitMs = performance.now() - started
       counters.lockWaited++
-      counters.lockWaitMs += performance.now() - started
+      counters.lockWaitMs += waitMs
+      notify('waited', waitMs)
     }
   }
   const fallThrough = async (): Promise<T> => {
@@ -115,10 +121,12 @@ export async function computeUnderLock<T>(
       won = await store.add(lockKey, COMPUTING, config.lockTtl)
     } catch {
       counters.lockUnavailable++
+      notify('unavailable')
       return fallThrough()
     }
     if (won) {
       counters.lockAcquired++
+      notify('acquired')
       done()
       return hold(store, lockKey, config, work)
     }
@@ -128,6 +136,7 @@ export async function computeUnderLock<T>(
       const remaining = deadline - performance.now()
       if (remaining <= 0) {
         counters.lockTimeouts++
+        notify('timeout')
         return fallThrough()
       }
       const spread = config.jitter ? 0.75 + Math.random() * 0.5 : 1
@@ -142,6 +151,7 @@ export async function computeUnderLock<T>(
       }
       if (found === UNAVAILABLE || holder === UNAVAILABLE) {
         counters.lockUnavailable++
+        notify('unavailable')
         return fallThrough()
       }
       if (holder === undefined) {
@@ -156,6 +166,7 @@ export async function computeUnderLock<T>(
       }
       if (!holder.equals(COMPUTING)) {
         counters.lockAbandoned++
+        notify('abandoned')
         return fallThrough()
       }
     }
