@@ -26,6 +26,14 @@ export interface TierState {
   readonly hitRatio?: number
   /** A mode forced by an operator, in force until `until`. */
   readonly override?: ModeOverride
+  /** Warm-up of a returning node, while the monitor replays its hottest keys before listing it up. */
+  readonly warmup?: {
+    readonly node: string
+    readonly done: number
+    readonly total: number
+    /** ms since the epoch. */
+    readonly startedAt: number
+  }
 }
 
 /** An operator's `kysely-memcache mode degraded --for 10m`. */
