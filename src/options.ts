@@ -37,11 +37,29 @@ export function validatePositiveInteger(value: unknown, name: string): number {
   return value
 }
 
-/** A value as it should appear in an error message. */
+/**
+ * A short, quoted rendering of a bad value for error messages: strings are
+ * JSON-quoted, long ones cut, objects shown as JSON when they can be.
+ */
 export function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value)
-  if (typeof value === 'bigint') return `${value}n`
-  if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value)
-  if (Array.isArray(value)) return 'an array'
-  return `a ${typeof value}`
+  let text: string
+  if (typeof value === 'string') {
+    text = JSON.stringify(value)
+  } else if (typeof value === 'number') {
+    // JSON.stringify would print NaN and Infinity as "null".
+    text = Object.is(value, -0) ? '-0' : String(value)
+  } else if (typeof value === 'bigint') {
+    text = `${value}n`
+  } else if (typeof value === 'function') {
+    text = `function ${value.name || '(anonymous)'}`
+  } else if (typeof value === 'symbol' || value === undefined) {
+    text = String(value)
+  } else {
+    try {
+      text = JSON.stringify(value) ?? String(value)
+    } catch {
+      text = Object.prototype.toString.call(value)
+    }
+  }
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text
 }

@@ -1,4 +1,5 @@
 import { isIPv6 } from 'node:net'
+import { describe as describeValue } from './options.js'
 
 /** One memcached node, parsed from `"host:port"` or `"[ipv6]:port"`. */
 export interface ServerAddress {
@@ -17,33 +18,6 @@ export interface ServerAddress {
 const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/
 const PORT = /^[0-9]{1,5}$/
 
-/**
- * A short, quoted rendering of a bad value for error messages: strings are
- * JSON-quoted, long ones cut, objects shown as JSON when they can be.
- * @internal
- */
-export function describeValue(value: unknown): string {
-  let text: string
-  if (typeof value === 'string') {
-    text = JSON.stringify(value)
-  } else if (typeof value === 'number') {
-    // JSON.stringify would print NaN and Infinity as "null".
-    text = Object.is(value, -0) ? '-0' : String(value)
-  } else if (typeof value === 'bigint') {
-    text = `${value}n`
-  } else if (typeof value === 'function') {
-    text = `function ${value.name || '(anonymous)'}`
-  } else if (typeof value === 'symbol' || value === undefined) {
-    text = String(value)
-  } else {
-    try {
-      text = JSON.stringify(value) ?? String(value)
-    } catch {
-      text = Object.prototype.toString.call(value)
-    }
-  }
-  return text.length > 80 ? `${text.slice(0, 77)}...` : text
-}
 
 /**
  * Parses one `"host:port"` entry (`"[::1]:11211"` for IPv6).

@@ -2,10 +2,11 @@ import type { Socket } from 'node:net'
 import HashRing from 'hashring'
 import memjs from 'memjs'
 import type { Client as MemjsClient, Response as MemjsResponse, Server as MemjsServer } from 'memjs'
-import { describeValue, parseServerList } from '../server-address.js'
+import { describe as describeValue } from '../options.js'
+import { parseServerList } from '../server-address.js'
 import type { ServerAddress } from '../server-address.js'
 import type { Store } from './store.js'
-import { StoreUnavailableError } from './store.js'
+import { assertStoreKey, assertTtlSeconds, StoreUnavailableError } from './store.js'
 import { ValueTooLargeError } from './value-too-large-error.js'
 
 export { ValueTooLargeError } from './value-too-large-error.js'
@@ -88,7 +89,6 @@ const STATUS = {
 } as const
 
 const RESPONSE_MAGIC = 0x81
-const MAX_KEY_BYTES = 250
 const THIRTY_DAYS_SECONDS = 60 * 60 * 24 * 30
 const MAX_TIMER_MS = 2 ** 31 - 1
 const UINT32_MAX = 0xffffffff
@@ -236,14 +236,14 @@ export class MemcachedStore implements Store {
    */
   nodeFor(key: string): string {
     this.#assertOpen()
-    assertKey(key)
+    assertStoreKey(key)
     return this.#route(key).node.address.id
   }
 
   /** The stored value, or `undefined` when absent. */
   async get(key: string): Promise<Buffer | undefined> {
     this.#assertOpen()
-    assertKey(key)
+    assertStoreKey(key)
     const { node } = this.#route(key)
     const response = await this.#call(node, 'get', key, EMPTY, EMPTY)
     switch (response.header.status) {
@@ -263,9 +263,9 @@ export class MemcachedStore implements Store {
    */
   async set(key: string, value: Buffer, ttlSeconds: number): Promise<void> {
     this.#assertOpen()
-    assertKey(key)
+    assertStoreKey(key)
     this.#assertValue(key, value)
-    assertTtl(ttlSeconds)
+    assertTtlSeconds(ttlSeconds)
     const { node, away } = this.#route(key)
     const response = await this.#call(node, 'set', key, storageExtras(this.#expiry(ttlSeconds, away)), value)
     switch (response.header.status) {
@@ -285,9 +285,9 @@ export class MemcachedStore implements Store {
    */
   async add(key: string, value: Buffer, ttlSeconds: number): Promise<boolean> {
     this.#assertOpen()
-    assertKey(key)
+    assertStoreKey(key)
     this.#assertValue(key, value)
-    assertTtl(ttlSeconds)
+    assertTtlSeconds(ttlSeconds)
     const { node, away } = this.#route(key)
     const response = await this.#call(node, 'add', key, storageExtras(this.#expiry(ttlSeconds, away)), value)
     switch (response.header.status) {
@@ -306,7 +306,7 @@ export class MemcachedStore implements Store {
   /** Removes `key`; `false` when it was absent. */
   async delete(key: string): Promise<boolean> {
     this.#assertOpen()
-    assertKey(key)
+    assertStoreKey(key)
     const { node } = this.#route(key)
     const response = await this.#call(node, 'delete', key, EMPTY, EMPTY)
     switch (response.header.status) {
@@ -328,7 +328,7 @@ export class MemcachedStore implements Store {
    */
   async increment(key: string, amount: number, initial: bigint): Promise<string> {
     this.#assertOpen()
-    assertKey(key)
+    assertStoreKey(key)
     assertAmount(amount)
     assertInitial(initial)
     const { node, away } = this.#route(key)
@@ -367,7 +367,7 @@ export class MemcachedStore implements Store {
   /** Stores on each replica, with the TTL as given: replicas are homes, not stand-ins. */
   async setReplicas(key: string, value: Buffer, ttlSeconds: number, count: number): Promise<Array<true | StoreUnavailableError>> {
     this.#assertValue(key, value)
-    assertTtl(ttlSeconds)
+    assertTtlSeconds(ttlSeconds)
     return this.#onReplicas(key, count, async (node): Promise<true> => {
       const response = await this.#call(node, 'set', key, storageExtras(this.#expiry(ttlSeconds, false)), value)
       if (response.header.status !== STATUS.ok) {
@@ -380,7 +380,7 @@ export class MemcachedStore implements Store {
   /** `add` on each replica (see {@link Store.addReplicas}). */
   async addReplicas(key: string, value: Buffer, ttlSeconds: number, count: number): Promise<Array<boolean | undefined>> {
     this.#assertValue(key, value)
-    assertTtl(ttlSeconds)
+    assertTtlSeconds(ttlSeconds)
     const results = await this.#onReplicas(key, count, async (node) => {
       const response = await this.#call(node, 'add', key, storageExtras(this.#expiry(ttlSeconds, false)), value)
       switch (response.header.status) {
@@ -407,7 +407,7 @@ export class MemcachedStore implements Store {
     operation: (node: NodeHealth) => Promise<T>,
   ): Promise<Array<T | StoreUnavailableError>> {
     this.#assertOpen()
-    assertKey(key)
+    assertStoreKey(key)
     if (!Number.isSafeInteger(count) || count < 1) {
       throw new RangeError(`replica count must be a positive integer, got ${describeValue(count)}`)
     }
@@ -924,26 +924,6 @@ function numberOption(
   return value
 }
 
-// memcached's text-protocol key rule, which also keeps binary-protocol keys portable.
-function assertKey(key: unknown): asserts key is string {
-  if (
-    typeof key !== 'string' ||
-    key.length === 0 ||
-    /[\u0000-\u0020\u007f]/.test(key) ||
-    Buffer.byteLength(key) > MAX_KEY_BYTES
-  ) {
-    throw new TypeError(
-      `key must be 1 to ${MAX_KEY_BYTES} bytes without spaces or control characters, got ${describeValue(key)}`,
-    )
-  }
-}
-
-function assertTtl(ttlSeconds: unknown): void {
-  if (typeof ttlSeconds !== 'number' || !Number.isSafeInteger(ttlSeconds) || ttlSeconds < 0) {
-    const Kind = typeof ttlSeconds === 'number' ? RangeError : TypeError
-    throw new Kind(`ttlSeconds must be a non-negative integer number of seconds, got ${describeValue(ttlSeconds)}`)
-  }
-}
 
 function assertAmount(amount: unknown): void {
   if (typeof amount !== 'number' || !Number.isSafeInteger(amount) || amount < 0) {

@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache'
-import { describeValue } from '../server-address.js'
+import { describe as describeValue } from '../options.js'
 import type { Store } from './store.js'
-import { StoreUnavailableError } from './store.js'
+import { assertStoreKey, assertTtlSeconds, MAX_KEY_BYTES, StoreUnavailableError } from './store.js'
 import { ValueTooLargeError } from './value-too-large-error.js'
 
 /** Options of {@link MemoryStore}. */
@@ -22,7 +22,6 @@ interface Entry {
 
 // Rough cost of the entry object, the LRU's slots and the key's string header.
 const ENTRY_OVERHEAD_BYTES = 64
-const MAX_KEY_BYTES = 250
 const MIB = 1024 * 1024
 const UINT64_LIMIT = 1n << 64n
 const KNOWN_OPTIONS = new Set(['maxEntries', 'maxBytes', 'maxValueBytes'])
@@ -79,7 +78,7 @@ export class MemoryStore implements Store {
   /** The stored value (a copy), or `undefined` when absent or expired. */
   async get(key: string): Promise<Buffer | undefined> {
     this.#assertOpen()
-    assertKey(key)
+    assertStoreKey(key)
     const entry = this.#live(key, true)
     return entry === undefined ? undefined : Buffer.from(entry.value)
   }
@@ -90,7 +89,7 @@ export class MemoryStore implements Store {
    */
   async set(key: string, value: Buffer, ttlSeconds: number): Promise<void> {
     this.#assertOpen()
-    assertKey(key)
+    assertStoreKey(key)
     this.#assertValue(key, value)
     this.#cache.set(key, { value: Buffer.from(value), expiresAt: expiresAt(ttlSeconds) })
   }
@@ -102,7 +101,7 @@ export class MemoryStore implements Store {
    */
   async add(key: string, value: Buffer, ttlSeconds: number): Promise<boolean> {
     this.#assertOpen()
-    assertKey(key)
+    assertStoreKey(key)
     this.#assertValue(key, value)
     const expiry = expiresAt(ttlSeconds)
     if (this.#live(key, false) !== undefined) {
@@ -115,7 +114,7 @@ export class MemoryStore implements Store {
   /** Removes `key`; `false` when it was absent or already expired. */
   async delete(key: string): Promise<boolean> {
     this.#assertOpen()
-    assertKey(key)
+    assertStoreKey(key)
     const existed = this.#live(key, false) !== undefined
     this.#cache.delete(key)
     return existed
@@ -130,7 +129,7 @@ export class MemoryStore implements Store {
    */
   async increment(key: string, amount: number, initial: bigint): Promise<string> {
     this.#assertOpen()
-    assertKey(key)
+    assertStoreKey(key)
     assertAmount(amount)
     assertInitial(initial)
     const entry = this.#live(key, true)
@@ -211,25 +210,9 @@ function positiveInteger(name: string, value: unknown, fallback: number, min: nu
   return value
 }
 
-// Same rule as memcached's text protocol, so a key that works here works there.
-function assertKey(key: unknown): asserts key is string {
-  if (
-    typeof key !== 'string' ||
-    key.length === 0 ||
-    /[\u0000-\u0020\u007f]/.test(key) ||
-    Buffer.byteLength(key) > MAX_KEY_BYTES
-  ) {
-    throw new TypeError(
-      `key must be 1 to ${MAX_KEY_BYTES} bytes without spaces or control characters, got ${describeValue(key)}`,
-    )
-  }
-}
 
 function expiresAt(ttlSeconds: unknown): number {
-  if (typeof ttlSeconds !== 'number' || !Number.isSafeInteger(ttlSeconds) || ttlSeconds < 0) {
-    const Kind = typeof ttlSeconds === 'number' ? RangeError : TypeError
-    throw new Kind(`ttlSeconds must be a non-negative integer number of seconds, got ${describeValue(ttlSeconds)}`)
-  }
+  assertTtlSeconds(ttlSeconds)
   return ttlSeconds === 0 ? Infinity : Date.now() + ttlSeconds * 1000
 }
 

@@ -1,3 +1,5 @@
+import { describe } from '../options.js'
+
 /**
  * What the query cache needs from a key-value tier. Two implementations ship:
  * {@link MemcachedStore} (several memcached nodes on a ketama ring) and
@@ -43,6 +45,31 @@ export interface Store {
   readonly maxValueBytes: number
   /** Closes sockets and timers; the store is unusable afterwards. */
   close(): Promise<void>
+}
+
+/** memcached's limit, which every store applies so a key that works in one works in all. */
+export const MAX_KEY_BYTES = 250
+
+/** memcached's text-protocol key rule, which also keeps binary-protocol keys portable. */
+export function assertStoreKey(key: unknown): asserts key is string {
+  if (
+    typeof key !== 'string' ||
+    key.length === 0 ||
+    /[\u0000-\u0020\u007f]/.test(key) ||
+    Buffer.byteLength(key) > MAX_KEY_BYTES
+  ) {
+    throw new TypeError(
+      `key must be 1 to ${MAX_KEY_BYTES} bytes without spaces or control characters, got ${describe(key)}`,
+    )
+  }
+}
+
+/** Whole seconds, 0 for no expiry. */
+export function assertTtlSeconds(ttlSeconds: unknown): asserts ttlSeconds is number {
+  if (typeof ttlSeconds !== 'number' || !Number.isSafeInteger(ttlSeconds) || ttlSeconds < 0) {
+    const Kind = typeof ttlSeconds === 'number' ? RangeError : TypeError
+    throw new Kind(`ttlSeconds must be a non-negative integer number of seconds, got ${describe(ttlSeconds)}`)
+  }
 }
 
 /** The store could not answer for a key: node down, refused, timed out or garbled. */
