@@ -58,6 +58,9 @@ interface Flight {
   readonly rowsText: string | undefined
 }
 
+/** Distinct SQL texts whose analysis is kept; cleared whole when full (rare: SQL texts are few). */
+const ANALYSIS_MEMO_SIZE = 2000
+
 /** A store read that failed: the value is unknown, unlike `undefined` (absent). */
 const FAILED = Symbol('failed')
 
@@ -77,6 +80,7 @@ export class CacheEngine {
   readonly #flights = new SingleFlight<Flight>()
   /** Bumped by every write this process makes, so a read never joins a flight that began before it. */
   #writeEpoch = 0
+  readonly #analysisBySql = new Map<string, StatementInfo>()
 
   constructor(config: CacheEngineConfig) {
     this.#config = config
@@ -92,7 +96,7 @@ export class CacheEngine {
     const mark = markOf(compiled.query)
     if (mark !== undefined) {
       noteHandled(compiled.queryId)
-      const info = this.#analyze(mark.source)
+      const info = this.#analyzeRead(compiled.sql, mark.source)
       if (info.kind === 'read') {
         if (runner.transactionWrites === undefined) {
           return this.#read(runner, compiled, mark, info, options)
@@ -440,6 +444,21 @@ export class CacheEngine {
   /** Memoised per node by the walk itself: a reused builder is analysed once. */
   #analyze(node: RootOperationNode): StatementInfo {
     return analyzeStatement(node, this.#config.defaultSchema)
+  }
+
+  /**
+   * The analysis of a `.cached()` query, memoised by its SQL text too: an
+   * application rebuilds its queries on every request, so their nodes are new
+   * each time, while the text (which names every table) repeats.
+   */
+  #analyzeRead(sql: string, node: RootOperationNode): StatementInfo {
+    let info = this.#analysisBySql.get(sql)
+    if (info === undefined) {
+      info = this.#analyze(node)
+      if (this.#analysisBySql.size >= ANALYSIS_MEMO_SIZE) this.#analysisBySql.clear()
+      this.#analysisBySql.set(sql, info)
+    }
+    return info
   }
 
   #failed(error: unknown): void {
