@@ -434,6 +434,20 @@ describe('MemcachedStore when nodes fail', () => {
     expect(survivor?.toString()).toBe('g3')
   })
 
+  it('sends replicated writes also to nodes it has off its ring, for processes that already read from them', async () => {
+    const { store: sooner } = openStore({ servers: cluster.servers })
+    const { store: later } = openStore({ servers: cluster.servers })
+    const first = cluster.nodes[0]!
+    const key = keyOwnedBy(sooner, first)
+    await sooner.setReplicas(key, Buffer.from('old'), 0, 3)
+    // `later` has not re-admitted the node yet; `sooner` reads the key from it.
+    later.holdDown(new Set([first.address]), 'flushed')
+    const outcomes = await later.setReplicas(key, Buffer.from('new'), 0, 3)
+    expect(outcomes).toEqual([true, true])
+    await sleep(50)
+    expect((await sooner.get(key))?.toString()).toBe('new')
+  })
+
   it('does not reroute a failing node before the threshold, and one success resets its count', async () => {
     const { store } = openStore({ servers: cluster.servers, failureThreshold: 3, retryAfterMs: 60_000 })
     const node = cluster.nodes[0]!

@@ -364,17 +364,30 @@ export class MemcachedStore implements Store {
     })
   }
 
-  /** Stores on each replica, with the TTL as given: replicas are homes, not stand-ins. */
+  /**
+   * Stores on each replica, with the TTL as given: replicas are homes, not stand-ins.
+   *
+   * Also sends, without waiting, to the nodes among the first `count` of the full
+   * ring that this store has off its ring: another process may already read from
+   * one of them (it re-admitted the node sooner), and a write it misses would leave
+   * that process a stale copy. Such a send fails fast where the node is truly down.
+   */
   async setReplicas(key: string, value: Buffer, ttlSeconds: number, count: number): Promise<Array<true | StoreUnavailableError>> {
     this.#assertValue(key, value)
     assertTtlSeconds(ttlSeconds)
-    return this.#onReplicas(key, count, async (node): Promise<true> => {
+    const set = async (node: NodeHealth): Promise<true> => {
       const response = await this.#call(node, 'set', key, storageExtras(this.#expiry(ttlSeconds, false)), value)
       if (response.header.status !== STATUS.ok) {
         throw this.#statusError(node, 'set', key, response)
       }
       return true
-    })
+    }
+    const written = this.#onReplicas(key, count, set)
+    for (const id of this.#ring.range(key, Math.min(count, this.#nodes.size))) {
+      const node = this.#nodes.get(id)
+      if (node !== undefined && !node.up && !this.#closed) set(node).catch(() => {})
+    }
+    return written
   }
 
   /** `add` on each replica (see {@link Store.addReplicas}). */
