@@ -2,7 +2,7 @@ import type { Dialect } from 'kysely'
 import { CacheEngine } from './cache-engine.js'
 import { createCachingDialect } from './dialect.js'
 import { validateNamespace } from './key.js'
-import { describe, validatePositive, validatePositiveInteger, validateTags, validateTtl } from './options.js'
+import { describe, validateDelay, validatePositive, validatePositiveInteger, validateTags, validateTtl } from './options.js'
 import type { CacheStats } from './stats.js'
 import { ModeView, type ModeChange } from './mode.js'
 import { resolveSafeMode, type SafeModeOptions } from './safe-lock.js'
@@ -61,6 +61,11 @@ export interface QueryCacheOptions {
   readonly safeMode?: SafeModeOptions | false
   /** How often this process reads the monitor's shared flag and reports its hit/miss counts. Default 1000 ms. */
   readonly modeRefreshMs?: number
+  /**
+   * With no monitor running: how long this process stays degraded after a node it
+   * had taken out rejoined (flushed, so empty). Default 30 000 ms, the monitor's default.
+   */
+  readonly settleMs?: number
   /** Mode changes and memcached node events, as they happen. Must not throw. */
   readonly onEvent?: (event: CacheEvent) => void
   /**
@@ -129,7 +134,7 @@ export interface QueryCache {
 const KNOWN_OPTIONS = new Set([
   'servers', 'store', 'namespace', 'defaultTtl', 'timeoutMs', 'failureThreshold', 'retryAfterMs',
   'fallbackTtl', 'maxValueBytes', 'generationReplicas', 'memory', 'defaultSchema', 'onError',
-  'safeMode', 'modeRefreshMs', 'onEvent', 'statistics', 'metrics',
+  'safeMode', 'modeRefreshMs', 'settleMs', 'onEvent', 'statistics', 'metrics',
 ])
 
 /**
@@ -166,8 +171,9 @@ export function createQueryCache(options: QueryCacheOptions = {}): QueryCache {
   }
   const generationReplicas = validatePositiveInteger(options.generationReplicas ?? 3, 'generationReplicas')
   const safeMode = resolveSafeMode(options.safeMode)
-  const refreshMs = validatePositive(options.modeRefreshMs ?? 1000, 'modeRefreshMs', 'milliseconds')
-  const timeoutMs = validatePositive(options.timeoutMs ?? 250, 'timeoutMs', 'milliseconds')
+  const refreshMs = validateDelay(options.modeRefreshMs ?? 1000, 'modeRefreshMs')
+  const timeoutMs = validateDelay(options.timeoutMs ?? 250, 'timeoutMs')
+  const settleMs = options.settleMs === 0 ? 0 : validateDelay(options.settleMs ?? 30_000, 'settleMs')
 
   const statisticsOptions = options.statistics ?? {}
   if (statisticsOptions !== false && (statisticsOptions === null || typeof statisticsOptions !== 'object')) {
@@ -187,9 +193,10 @@ export function createQueryCache(options: QueryCacheOptions = {}): QueryCache {
 
   let modeView: ModeView | undefined
   const store = createStore(options, timeoutMs, (event) => {
-    if (event.type !== 'error') modeView?.noteLocalChange()
     if (channels.node.hasSubscribers) channels.node.publish({ namespace, ...event })
     onEvent(event)
+    // After the node event, so listeners see the cause before the mode change it brings.
+    if (event.type !== 'error') modeView?.noteLocalChange()
   })
   const engine = new CacheEngine({
     store,
@@ -209,6 +216,7 @@ export function createQueryCache(options: QueryCacheOptions = {}): QueryCache {
       store,
       namespace,
       refreshMs,
+      settleMs,
       counters: engine.counters,
       onChange: (change) => {
         if (channels.mode.hasSubscribers) channels.mode.publish({ namespace, ...change })
@@ -360,7 +368,7 @@ function createStore(options: QueryCacheOptions, timeoutMs: number, onEvent: (ev
     servers: servers as string[],
     timeoutMs,
     failureThreshold: failureThreshold === undefined ? undefined : validatePositiveInteger(failureThreshold, 'failureThreshold'),
-    retryAfterMs: retryAfterMs === undefined ? undefined : validatePositive(retryAfterMs, 'retryAfterMs', 'milliseconds'),
+    retryAfterMs: retryAfterMs === undefined ? undefined : validateDelay(retryAfterMs, 'retryAfterMs'),
     fallbackTtlSeconds: fallbackTtl === undefined ? undefined : validatePositiveInteger(fallbackTtl, 'fallbackTtl'),
     maxValueBytes,
     onEvent,

@@ -23,6 +23,8 @@ export interface ModeViewOptions {
   readonly namespace: string
   /** How often the shared flag is read and this process's counts reported. */
   readonly refreshMs: number
+  /** Without a monitor: how long this process stays degraded after its last node rejoined (empty). */
+  readonly settleMs: number
   readonly counters: CacheCounters
   readonly onChange: (change: ModeChange) => void
   readonly onError: (error: unknown) => void
@@ -47,6 +49,10 @@ export class ModeView {
   #override: ModeOverride | undefined
   #reported = { hits: 0, misses: 0 }
   #last: CacheMode = 'normal'
+  #nodesDown = false
+  /** Until when the tier counts as settling after this process's nodes all rejoined. */
+  #settlingUntil = 0
+  readonly #settleMs: number
   #timer: NodeJS.Timeout | undefined
   #refreshing: Promise<void> | undefined
   #stopped = false
@@ -58,6 +64,7 @@ export class ModeView {
     this.#counters = options.counters
     this.#farmKeys = farmCounterKeys(options.namespace)
     this.#refreshMs = options.refreshMs
+    this.#settleMs = options.settleMs
     this.#onChange = options.onChange
     this.#onError = options.onError
   }
@@ -87,6 +94,10 @@ export class ModeView {
 
   /** Re-evaluates after a local change (a node left or rejoined this process's ring). */
   noteLocalChange(): void {
+    const nodes = this.#nodes
+    const down = nodes !== undefined && nodes.liveNodeCount < nodes.nodeCount
+    if (this.#nodesDown && !down) this.#settlingUntil = Date.now() + this.#settleMs
+    this.#nodesDown = down
     this.#announce()
   }
 
@@ -153,6 +164,10 @@ export class ModeView {
     if (nodes !== undefined && nodes.liveNodeCount < nodes.nodeCount) {
       const down = nodes.nodeStates().filter((node) => !node.up).map((node) => node.id)
       return { mode: 'degraded', reason: `this process has ${down.join(', ')} out of its ring` }
+    }
+    if (this.#shared === undefined && Date.now() < this.#settlingUntil) {
+      // A node that rejoined was flushed: it is empty. Without a monitor to judge, wait a settle period.
+      return { mode: 'degraded', reason: 'settling: every node is back in this process\'s ring' }
     }
     return { mode: 'normal', reason: this.#shared === undefined ? 'all nodes up' : `monitor: ${this.#shared.reason}` }
   }

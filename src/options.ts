@@ -30,6 +30,26 @@ export function validatePositive(value: unknown, name: string, unit: string): nu
   return value
 }
 
+/** Longest delay a Node.js timer takes; longer ones fire after 1 ms. */
+export const MAX_TIMER_MS = 2 ** 31 - 1
+
+/** A delay in milliseconds that a timer can wait: positive, at most about 24.8 days. */
+export function validateDelay(value: unknown, name: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > MAX_TIMER_MS) {
+    throw new RangeError(`${name} must be a number of milliseconds above 0 and at most ${MAX_TIMER_MS}, got ${describe(value)}`)
+  }
+  return value
+}
+
+/** Throws a TypeError naming the first property of `options` that is not in `known`. */
+export function rejectUnknown(options: object, known: ReadonlySet<string>, name: string): void {
+  for (const key of Object.keys(options)) {
+    if (!known.has(key)) {
+      throw new TypeError(`unknown option ${JSON.stringify(key)} in ${name}; known: ${[...known].join(', ')}`)
+    }
+  }
+}
+
 export function validatePositiveInteger(value: unknown, name: string): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
     throw new RangeError(`${name} must be a positive integer, got ${describe(value)}`)

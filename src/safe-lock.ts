@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import { describe, MAX_TTL_SECONDS, validatePositive } from './options.js'
+import { describe, MAX_TTL_SECONDS, rejectUnknown, validateDelay } from './options.js'
 import type { CacheCounters } from './stats.js'
 import type { Store } from './store/store.js'
 
@@ -35,6 +35,9 @@ export const ORIGINAL_SAFE_MODE: SafeModeOptions = Object.freeze({
   wait: Object.freeze({ initialMs: 5000, maxMs: 5000, maxWaitMs: 30_000, jitter: false }),
 })
 
+const SAFE_MODE_OPTIONS = new Set(['lockTtl', 'wait'])
+const WAIT_OPTIONS = new Set(['initialMs', 'maxMs', 'maxWaitMs', 'jitter'])
+
 export interface SafeLockConfig {
   readonly lockTtl: number
   readonly initialMs: number
@@ -48,14 +51,20 @@ export function resolveSafeMode(options: SafeModeOptions | false | undefined): S
   if (options !== undefined && (typeof options !== 'object' || options === null)) {
     throw new TypeError(`safeMode must be an object or false, got ${describe(options)}`)
   }
+  if (options !== undefined) rejectUnknown(options, SAFE_MODE_OPTIONS, 'safeMode')
   const lockTtl = options?.lockTtl ?? 2
-  if (typeof lockTtl !== 'number' || !Number.isInteger(lockTtl) || lockTtl < 1 || lockTtl > MAX_TTL_SECONDS) {
-    throw new RangeError(`safeMode.lockTtl must be a whole number of seconds from 1 to ${MAX_TTL_SECONDS}, got ${describe(lockTtl)}`)
+  // memcached expires on whole-second ticks: a 1 s lock can vanish at once.
+  if (typeof lockTtl !== 'number' || !Number.isInteger(lockTtl) || lockTtl < 2 || lockTtl > MAX_TTL_SECONDS) {
+    throw new RangeError(`safeMode.lockTtl must be a whole number of seconds from 2 to ${MAX_TTL_SECONDS}, got ${describe(lockTtl)}`)
   }
   const wait = options?.wait ?? {}
-  const initialMs = validatePositive(wait.initialMs ?? 20, 'safeMode.wait.initialMs', 'milliseconds')
-  const maxMs = validatePositive(wait.maxMs ?? 100, 'safeMode.wait.maxMs', 'milliseconds')
-  const maxWaitMs = validatePositive(wait.maxWaitMs ?? 5000, 'safeMode.wait.maxWaitMs', 'milliseconds')
+  if (typeof wait !== 'object' || wait === null) {
+    throw new TypeError(`safeMode.wait must be an object, got ${describe(wait)}`)
+  }
+  rejectUnknown(wait, WAIT_OPTIONS, 'safeMode.wait')
+  const initialMs = validateDelay(wait.initialMs ?? 20, 'safeMode.wait.initialMs')
+  const maxMs = validateDelay(wait.maxMs ?? 100, 'safeMode.wait.maxMs')
+  const maxWaitMs = validateDelay(wait.maxWaitMs ?? 5000, 'safeMode.wait.maxWaitMs')
   if (maxMs < initialMs) {
     throw new RangeError(`safeMode.wait.maxMs must be at least safeMode.wait.initialMs (${initialMs}), got ${maxMs}`)
   }
@@ -174,10 +183,11 @@ export async function computeUnderLock<T>(
 }
 
 async function hold<T>(store: Store, lockKey: string, config: SafeLockConfig, work: LockedWork<T>): Promise<T> {
-  // Keep the lock alive while the query runs: its TTL is for holders that died.
+  // Keep the lock alive while the query runs: its TTL is for holders that died. At
+  // least every 3 s, as a stand-in node caps the TTL (fallbackTtl, 10 s by default).
   const refresh = setInterval(
     () => void store.set(lockKey, COMPUTING, config.lockTtl).catch(() => {}),
-    Math.max(100, (config.lockTtl * 1000) / 3),
+    Math.min(3000, (config.lockTtl * 1000) / 3),
   )
   refresh.unref()
   try {

@@ -1,3 +1,4 @@
+import { describe, MAX_TTL_SECONDS } from './options.js'
 import type { Store } from './store/store.js'
 import { StoreUnavailableError } from './store/store.js'
 
@@ -96,6 +97,12 @@ export async function writeModeOverride(
   forMs: number,
   setBy: string,
 ): Promise<ModeOverride | undefined> {
+  if (mode !== 'auto' && !isMode(mode)) {
+    throw new TypeError(`mode must be "normal", "degraded" or "auto", got ${describe(mode)}`)
+  }
+  if (mode !== 'auto' && (typeof forMs !== 'number' || !Number.isFinite(forMs) || forMs <= 0 || forMs > MAX_TTL_SECONDS * 1000)) {
+    throw new RangeError(`forMs must be a positive number of milliseconds up to 30 days, got ${describe(forMs)}`)
+  }
   if (mode === 'auto') {
     // An override that has already expired reads as none; written last, it beats older ones.
     const cleared: ModeOverride = { mode: 'normal', until: 0, setBy, at: Date.now() }

@@ -87,6 +87,32 @@ describe('when memcached nodes fail', () => {
     await victim.restart()
   })
 
+  it('without a monitor, is degraded while a node is out of its ring and for the settle period after it rejoins', async () => {
+    const events: string[] = []
+    const c = client({
+      servers: memcached.servers,
+      namespace: freshNamespace(),
+      failureThreshold: 1,
+      retryAfterMs: 200,
+      settleMs: 800,
+      onEvent: (event) => events.push(event.type === 'mode' ? `mode:${event.to}` : event.type),
+    })
+    const victim = memcached.nodes[2]!
+    await victim.kill()
+    for (let id = 1; id <= 20 && c.cache.mode === 'normal'; id++) await byId(c, id).execute()
+    expect(c.cache.mode).toBe('degraded')
+    await victim.restart()
+    const deadline = Date.now() + 5000
+    while (!events.includes('node-up') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+    const rejoined = Date.now()
+    expect(events).toContain('node-up')
+    // Back in the ring, flushed and empty: still degraded until the settle period passes.
+    expect(c.cache.mode).toBe('degraded')
+    await new Promise((resolve) => setTimeout(resolve, 900 - (Date.now() - rejoined)))
+    expect(c.cache.mode).toBe('normal')
+    expect(events.indexOf('node-down')).toBeLessThan(events.indexOf('mode:degraded'))
+  })
+
   it('never makes a query wait longer than the cache timeout while a node hangs (SIGSTOP)', async () => {
     const timeoutMs = 200
     const c = client({ servers: memcached.servers, namespace: freshNamespace(), timeoutMs, failureThreshold: 1000 })
