@@ -148,11 +148,6 @@ try {
     `   ${plural(after.misses - before.misses, 'miss')} (${after.coalesced - before.coalesced} joined the first one's query), ` +
       `${plural(after.hits - before.hits, 'hit')}; all 20 got the same rows: ${same}`,
   )
-  if (!databaseUrl) {
-    // Kysely runs PGlite queries one at a time (one connection), so the reads queue
-    // behind the first one and find its stored result: hits, not coalesced misses.
-    console.log('   (PGlite has one connection: Kysely runs the 20 one after another)')
-  }
 
   await db.schema.dropTable('demo_order').execute()
   console.log('\ncache.stats():', cache.stats())
