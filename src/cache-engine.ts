@@ -47,6 +47,8 @@ export interface CacheEngineConfig {
   readonly mode: () => CacheMode
   /** Per-shape statistics for warm-up, or `undefined` when turned off. */
   readonly statistics: QueryStatistics | undefined
+  /** Nodes that hold a copy of a hot result (1: no extra copy). */
+  readonly hotReplicas: number
   readonly onError: (error: unknown) => void
 }
 
@@ -209,10 +211,13 @@ export class CacheEngine {
           const result = await runner.run(compiled, options)
           databaseMs = performance.now() - queryStarted
           const rowsText = this.#encode(result.rows)
+          // A hot result gets a copy on the next node too: when its node dies, `get` reads
+          // there, so the farm does not recompute every hot key of the lost node at once.
+          const copies = this.#config.hotReplicas > 1 && this.#config.statistics?.isHot(key) ? this.#config.hotReplicas : 1
           const stored =
             current !== undefined &&
             rowsText !== undefined &&
-            (await this.#bounded(this.#put(key, encodeEntry(current, rowsText), ttl), budget, false))
+            (await this.#bounded(this.#put(key, encodeEntry(current, rowsText), ttl, copies), budget, false))
           return { value: { result, rowsText, hit: false }, stored }
         }
         const safeMode = this.#config.safeMode
@@ -369,14 +374,23 @@ export class CacheEngine {
     warm.stored = rowsText !== undefined && (await this.#put(key, encodeEntry(current, rowsText), entry.ttl))
   }
 
-  /** Resolves whether the value is now in the store. */
-  async #put(key: string, value: Buffer, ttl: number): Promise<boolean> {
+  /**
+   * Resolves whether the value is now where `get` reads it. With `copies` > 1 it is
+   * also written to the next nodes: every copy is checked against the generations
+   * on read, so an old copy can never be served.
+   */
+  async #put(key: string, value: Buffer, ttl: number, copies = 1): Promise<boolean> {
     if (value.length > this.#store.maxValueBytes) {
       this.counters.oversize++
       return false
     }
     try {
-      await this.#store.set(key, value, ttl)
+      if (copies > 1) {
+        const [first] = await this.#store.setReplicas(key, value, ttl, copies)
+        if (first !== true) throw first
+      } else {
+        await this.#store.set(key, value, ttl)
+      }
       this.counters.stores++
       return true
     } catch (error) {

@@ -47,6 +47,11 @@ export interface QueryCacheOptions {
   readonly maxValueBytes?: number
   /** Nodes holding a copy of each generation, so losing one node does not invalidate every result. Default 3. */
   readonly generationReplicas?: number
+  /**
+   * Nodes holding a copy of a hot result (one the statistics saw requested
+   * more than once lately): when a node dies, its hot keys are still hits on the next node. Default 2; 1 turns it off.
+   */
+  readonly hotReplicas?: number
   /** Bounds of the embedded store. */
   readonly memory?: { readonly maxEntries?: number; readonly maxBytes?: number }
   /** Schema of unqualified table names, so `person` and `public.person` are one table. Default `"public"`. */
@@ -133,7 +138,7 @@ export interface QueryCache {
 
 const KNOWN_OPTIONS = new Set([
   'servers', 'store', 'namespace', 'defaultTtl', 'timeoutMs', 'failureThreshold', 'retryAfterMs',
-  'fallbackTtl', 'maxValueBytes', 'generationReplicas', 'memory', 'defaultSchema', 'onError',
+  'fallbackTtl', 'maxValueBytes', 'generationReplicas', 'hotReplicas', 'memory', 'defaultSchema', 'onError',
   'safeMode', 'modeRefreshMs', 'settleMs', 'onEvent', 'statistics', 'metrics',
 ])
 
@@ -170,6 +175,7 @@ export function createQueryCache(options: QueryCacheOptions = {}): QueryCache {
     throw new TypeError(`onEvent must be a function, got ${describe(onEvent)}`)
   }
   const generationReplicas = validatePositiveInteger(options.generationReplicas ?? 3, 'generationReplicas')
+  const hotReplicas = validatePositiveInteger(options.hotReplicas ?? 2, 'hotReplicas')
   const safeMode = resolveSafeMode(options.safeMode)
   const refreshMs = validateDelay(options.modeRefreshMs ?? 1000, 'modeRefreshMs')
   const timeoutMs = validateDelay(options.timeoutMs ?? 250, 'timeoutMs')
@@ -208,6 +214,7 @@ export function createQueryCache(options: QueryCacheOptions = {}): QueryCache {
     safeMode,
     mode: () => modeView?.mode ?? 'normal',
     statistics,
+    hotReplicas,
     onError,
   })
   // One process has nothing to coordinate: the embedded store needs no mode.

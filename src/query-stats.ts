@@ -214,6 +214,16 @@ export class QueryStatistics {
   }
 
   /**
+   * Whether `key` is tracked with at least `minRequests` guaranteed (decayed)
+   * requests: a result worth a second copy on another node. The default, 1.5,
+   * means "asked for more than once lately" (decay makes two requests a bit under 2).
+   */
+  isHot(key: string, minRequests = 1.5): boolean {
+    const counter = this.#counters.get(key)
+    return counter !== undefined && counter.count - counter.error >= minRequests * this.#weightNow(this.#now())
+  }
+
+  /**
    * Counts one `.cached()` query. Hot path: a map lookup and a heap sift,
    * O(log capacity) at worst and usually O(1) for a tracked key (busy keys sit
    * at the leaves of the min-heap); O(log capacity) for a new one.

@@ -31,6 +31,9 @@ function client(options: Parameters<typeof createClient>[1]): Client {
   return made
 }
 
+const byTag = (c: Client, id: number) =>
+  c.db.selectFrom('person').select(['id', 'first_name']).where('id', '=', id).cached({ tags: ['hot'] })
+
 /** Many distinct keys, so every node of the ring owns some of them. */
 const byId = (c: Client, id: number) => c.db.selectFrom('person').select(['id', 'first_name']).where('id', '=', id).cached()
 
@@ -111,6 +114,36 @@ describe('when memcached nodes fail', () => {
     await new Promise((resolve) => setTimeout(resolve, 900 - (Date.now() - rejoined)))
     expect(c.cache.mode).toBe('normal')
     expect(events.indexOf('node-down')).toBeLessThan(events.indexOf('mode:degraded'))
+  })
+
+  it('keeps hot results as hits when their node dies: they have a copy on the next node', async () => {
+    const c = client({ servers: memcached.servers, namespace: freshNamespace(), failureThreshold: 1, retryAfterMs: 60_000 })
+    const store = c.cache.store as MemcachedStore
+    const victim = memcached.nodes[1]!
+    // Shapes whose result lives on the victim.
+    const ids = Array.from({ length: 50 }, (_, i) => i + 1).filter((id) => {
+      const { sql, parameters } = byTag(c, id).compile()
+      return store.nodeFor(queryKey(c.cache.namespace, sql, parameters, ['hot'])) === victim.address
+    })
+    expect(ids.length).toBeGreaterThan(2)
+    // Requested twice, the shape is hot; the miss after an invalidation stores it on two nodes.
+    for (const id of ids) await byTag(c, id).execute()
+    for (const id of ids) await byTag(c, id).execute()
+    await c.cache.invalidate({ tags: ['hot'] })
+    for (const id of ids) await byTag(c, id).execute()
+    c.executions.reset()
+
+    await victim.kill()
+    try {
+      // One failed read takes the node off the ring (failureThreshold 1).
+      const { sql, parameters } = byTag(c, ids[0]!).compile()
+      await store.get(queryKey(c.cache.namespace, sql, parameters, ['hot'])).catch(() => undefined)
+      expect(store.nodeStates().find((node) => node.id === victim.address)?.up).toBe(false)
+      for (const id of ids) expect(await byTag(c, id).executeTakeFirstOrThrow()).toEqual({ id, first_name: `p${id - 1}` })
+      expect(c.executions.count()).toBe(0)
+    } finally {
+      await victim.restart()
+    }
   })
 
   it('never makes a query wait longer than the cache timeout while a node hangs (SIGSTOP)', async () => {
