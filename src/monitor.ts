@@ -1,12 +1,24 @@
+import { statSync } from 'node:fs'
+import { readFile, rename, unlink, writeFile } from 'node:fs/promises'
 import { hostname } from 'node:os'
-import { validateNamespace } from './key.js'
-import { flushNode, probeNode } from './node-probe.js'
+import { dirname, resolve } from 'node:path'
+import { Kysely, PostgresDialect } from 'kysely'
+import type { Pool } from 'pg'
+import { createQueryCache } from './cache.js'
+import type { QueryCache } from './cache.js'
+import { FarmStatistics } from './farm-statistics.js'
+import { namespaceGenerationKey, queryKey, tableGenerationKey, tagGenerationKey, validateNamespace } from './key.js'
+import { flushNode, probeNode, readNodeStats } from './node-probe.js'
 import type { ProbeResult } from './node-probe.js'
 import { formatDuration } from './duration.js'
 import { describe } from './options.js'
 import { parseServerList } from './server-address.js'
 import type { ServerAddress } from './server-address.js'
+import { QueryStatistics } from './query-stats.js'
 import { MemcachedStore } from './store/memcached-store.js'
+import { createManifest, parseManifest, serializeManifest } from './warmup-manifest.js'
+import type { WarmupEntry, WarmupManifest } from './warmup-manifest.js'
+import type { WarmupReport } from './warmup.js'
 import { farmCounterKeys, publish, readModeOverride, readTierState, tierStateKey } from './tier-state.js'
 import type { CacheMode, ModeOverride, TierState } from './tier-state.js'
 
@@ -32,6 +44,35 @@ export interface MonitorOptions {
   log?: (line: string) => void
   /** Called with each state after it was published (or failed to be). */
   onState?: (state: TierState) => void
+  /**
+   * Warm-up of returning nodes (see docs/warmup.md): the monitor keeps a warm-up
+   * manifest built from the farm-wide statistics and, before it lists a flushed
+   * node up again, replays the manifest entries that node owns.
+   */
+  warmup?: MonitorWarmupOptions
+}
+
+/** The `warmup` option of {@link startMonitor}; give `databaseUrl`, `manifestFile` or both. */
+export interface MonitorWarmupOptions {
+  /**
+   * PostgreSQL connection string the entries are replayed against (each in a
+   * READ ONLY transaction, through pg's default type parsers). Without it the
+   * monitor only keeps and saves the manifest: returning nodes are listed up cold.
+   */
+  databaseUrl?: string
+  /**
+   * Where the manifest is kept across monitor and memcached restarts: loaded at
+   * start if it exists, rewritten (write to a temporary file, then rename) every
+   * `saveEveryMs` from the farm-wide statistics. Its directory must exist.
+   * Without it the manifest lives in the monitor's memory only.
+   */
+  manifestFile?: string
+  /** Entries replayed at once. Default 4. */
+  concurrency?: number
+  /** Longest a node's warm-up may run before the node is listed up anyway, ms. Default 60 000. */
+  maxMs?: number
+  /** How often the manifest is rebuilt from the farm-wide statistics (and saved), ms. Default 60 000. */
+  saveEveryMs?: number
 }
 
 /** A running health monitor (see {@link startMonitor}). */
@@ -49,6 +90,20 @@ const BASELINE_WINDOW_MS = 30_000
 const RECOVERY_WINDOW_MS = 5_000
 /** Without a pre-incident baseline, this farm-wide hit ratio counts as recovered. */
 const RATIO_WITHOUT_BASELINE = 0.5
+/** A node's warm-up gets this long after its signal aborted (limit, stop, node lost) before the monitor stops waiting for it. */
+const WARMUP_GRACE_MS = 5000
+/** The warm-up client never polls the tier state on its own: the monitor routes it (see #runWarmup). */
+const WARMUP_CLIENT_REFRESH_MS = 24 * 60 * 60 * 1000
+/** Replays of one node's warm-up at most, when someone else flushes it meanwhile. */
+const WARMUP_ATTEMPTS = 3
+/**
+ * How long after a warmed node is listed up the monitor watches its flush
+ * count and warms it again if someone flushed it. A process that had lost every
+ * node reads no flag, so it probes the nodes back on its own and flushes each
+ * once (within its `retryAfterMs`, 5 s by default), warmed or not.
+ */
+const WARMUP_WATCH_MS = 60_000
+const WARMUP_OPTIONS = new Set(['databaseUrl', 'manifestFile', 'concurrency', 'maxMs', 'saveEveryMs'])
 const KNOWN_OPTIONS = new Set([
   'servers',
   'namespace',
@@ -60,6 +115,7 @@ const KNOWN_OPTIONS = new Set([
   'flagTtlSeconds',
   'log',
   'onState',
+  'warmup',
 ])
 
 /**
@@ -78,6 +134,13 @@ const KNOWN_OPTIONS = new Set([
  *   to `hitRatioRecovery` of its pre-incident level.
  * - An operator override (`kysely-memcache mode degraded --for 10m`) decides
  *   the mode while it lasts.
+ * - With `warmup`, the monitor keeps a warm-up manifest (loaded from
+ *   `manifestFile`, rebuilt every `saveEveryMs` from the farm-wide statistics
+ *   and saved there) and, with `databaseUrl`, warms a flushed node before listing
+ *   it up: it replays the manifest entries whose key that node owns, in the
+ *   background (rounds go on, the node stays down and the tier degraded, the
+ *   published state carries `warmup` progress), one node at a time, for at most
+ *   `maxMs`. Whatever happens to the warm-up, the node is listed up afterwards.
  *
  * Run exactly one per tier (two would agree on nodes but not on `since`).
  *
@@ -106,14 +169,56 @@ interface Config {
   readonly flagTtlSeconds: number
   readonly log: (line: string) => void
   readonly onState: ((state: TierState) => void) | undefined
+  readonly warmup: WarmupConfig | undefined
+}
+
+interface WarmupConfig {
+  readonly databaseUrl: string | undefined
+  /** Absolute. */
+  readonly manifestFile: string | undefined
+  readonly concurrency: number
+  readonly maxMs: number
+  readonly saveEveryMs: number
 }
 
 interface DownNode {
-  /** Published reason: `refused`, `timeout`, `error`, `flush failed`, `inherited`. */
+  /** Published reason: `refused`, `timeout`, `error`, `flush failed`, `inherited`, `waiting to warm`, `warming`. */
   reason: string
   message: string
   /** Already logged that it answers but cannot be flushed (once per outage). */
   flushFailureLogged: boolean
+  /**
+   * Answered and flushed, and warm-up is due: queued (`waiting`), replaying
+   * (`running`), or over (`done`: listed up at the next round, not flushed again).
+   */
+  warm?: 'waiting' | 'running' | 'done'
+  /** Its `cmd_flush` when its warm-up last checked it (`done` only). */
+  flushes?: number | undefined
+}
+
+/** The warm-up of one returning node, running in the background. */
+interface WarmupJob {
+  readonly node: string
+  readonly startedAt: number
+  done: number
+  total: number
+  readonly controller: AbortController
+  /** Why it was aborted: the time limit, the monitor stopping, the node lost again. */
+  abortReason: 'limit' | 'stopping' | 'lost' | undefined
+  /** Resolves WARMUP_GRACE_MS after the abort: the job stops waiting for stragglers then. */
+  giveUp: Promise<void>
+  startGiveUp: () => void
+  /** Settles when the job is over: its report logged, its client and pool closed. Never rejects. */
+  finished: Promise<void>
+  /** How it went, for the line that lists the node up: `42 of 50 entries warmed`, `warm-up failed`. */
+  summary: string
+  /**
+   * `return`: a flushed node before it is listed up. `rewarm`: a node already
+   * listed up that someone else flushed since (see WARMUP_WATCH_MS).
+   */
+  readonly kind: 'return' | 'rewarm'
+  /** The node's `cmd_flush` when the replay last checked it. */
+  flushes: number | undefined
 }
 
 /** The automatic (probe and hit-ratio driven) mode, before any override. */
@@ -158,6 +263,23 @@ class TierMonitor implements Monitor {
   #state: TierState
   #publishFailing = false
 
+  /** Routes like a process with every node up: which node owns a key (warm-up only). */
+  readonly #ring: MemcachedStore | undefined
+  /** Reads the farm-wide statistics document (warm-up only). */
+  readonly #farm: FarmStatistics | undefined
+  /** The manifest returning nodes are warmed from: the file's, then the farm's latest. */
+  #manifest: WarmupManifest | undefined
+  #lastSaveAt: number | undefined
+  #saving: Promise<void> | undefined
+  #saveFailing = false
+  #savedOnce = false
+  /** Warm-ups due, in arrival order: flushed nodes waiting for theirs, and nodes flushed again after they were listed up. */
+  #warmQueue: Array<{ node: string; kind: 'return' | 'rewarm' }> = []
+  #warmJob: WarmupJob | undefined
+  /** Warmed nodes listed up recently: their flush count then, and until when they are watched. */
+  readonly #watch = new Map<string, { flushes: number | undefined; until: number }>()
+  #watching: Promise<void> | undefined
+
   #lastCounters: Counters | undefined
   /** Request windows while the tier was normal: the last 30 s of normal time. */
   #normalWindows: RequestWindow[] = []
@@ -174,6 +296,10 @@ class TierMonitor implements Monitor {
       timeoutMs: config.probeTimeoutMs,
       failureThreshold: Number.MAX_SAFE_INTEGER,
     })
+    if (config.warmup !== undefined) {
+      this.#ring = new MemcachedStore({ servers: config.servers, timeoutMs: config.probeTimeoutMs })
+      this.#farm = new FarmStatistics({ store: this.#store, namespace: config.namespace, local: new QueryStatistics() })
+    }
     const now = Date.now()
     this.#auto = { mode: 'normal', since: now, reason: 'all nodes up' }
     this.#state = { version: 1, mode: 'normal', down: [], since: now, reason: 'starting', setBy: this.#setBy, at: now }
@@ -183,6 +309,15 @@ class TierMonitor implements Monitor {
     this.#log(
       `started for ${config.nodes.length} node${config.nodes.length === 1 ? '' : 's'} (${config.servers.join(', ')}), namespace ${JSON.stringify(config.namespace)}, every ${formatDuration(config.intervalMs)}, settle ${formatDuration(config.settleMs)}`,
     )
+    const warmup = config.warmup
+    if (warmup !== undefined) {
+      const kept = warmup.manifestFile === undefined ? 'kept in memory' : `kept in ${warmup.manifestFile}`
+      this.#log(
+        warmup.databaseUrl === undefined
+          ? `warm-up manifest ${kept}, rebuilt every ${formatDuration(warmup.saveEveryMs)}; returning nodes are not warmed (no database URL)`
+          : `returning nodes are warmed from ${redactUrl(warmup.databaseUrl)} before they are listed up (concurrency ${warmup.concurrency}, at most ${formatDuration(warmup.maxMs)} each); manifest ${kept}, rebuilt every ${formatDuration(warmup.saveEveryMs)}`,
+      )
+    }
     this.#schedule(0)
   }
 
@@ -199,6 +334,14 @@ class TierMonitor implements Monitor {
     clearTimeout(this.#timer)
     this.#timer = undefined
     await this.#inFlight
+    const job = this.#warmJob
+    if (job !== undefined) {
+      this.#abortWarmup(job, 'stopping')
+      await job.finished
+    }
+    await this.#saving
+    await this.#watching
+    await this.#ring?.close()
     await this.#store.close()
     this.#resolveReady()
     this.#log(`stopped; the published state expires within ${this.#config.flagTtlSeconds}s`)
@@ -231,14 +374,18 @@ class TierMonitor implements Monitor {
 
   async #round(): Promise<void> {
     const config = this.#config
-    if (this.#rounds++ === 0) await this.#inherit()
+    if (this.#rounds++ === 0) {
+      await this.#inherit()
+      await this.#loadManifest()
+    }
 
-    // 1. Probe every node; 2. flush the ones coming back before they count as up.
+    // 1. Probe every node; 2. flush the ones coming back before they count as up
+    // (not again once flushed for a warm-up: that would wipe what the warm-up wrote).
     const probes = await Promise.all(config.nodes.map((node) => probeNode(node, config.probeTimeoutMs)))
     const flushes = await Promise.all(
       config.nodes.map((node, i) => {
         const probe = probes[i]
-        return probe?.ok === true && this.#down.has(node.id)
+        return probe?.ok === true && this.#down.has(node.id) && this.#down.get(node.id)?.warm === undefined
           ? flushNode(node, config.probeTimeoutMs).then(
               () => undefined,
               (error: unknown) => errorMessage(error),
@@ -250,6 +397,9 @@ class TierMonitor implements Monitor {
     config.nodes.forEach((node, i) => {
       this.#updateNode(node, probes[i] as ProbeResult, flushes[i])
     })
+    this.#startNextWarmup()
+    this.#maybeSaveManifest(now)
+    this.#watchFlushes(now)
     if (this.#down.size > 0) {
       this.#allUpSince = undefined
     } else {
@@ -298,16 +448,48 @@ class TierMonitor implements Monitor {
       if (down === undefined) {
         this.#down.set(node.id, { reason: probe.reason, message: probe.message, flushFailureLogged: false })
         this.#log(`node ${node.id} down: ${probe.reason} (${probe.message})`)
+        // Listed up, maybe being warmed again: that stops; it is flushed and warmed anew when it answers.
+        this.#watch.delete(node.id)
+        this.#warmQueue = this.#warmQueue.filter((queued) => queued.node !== node.id)
+        const job = this.#warmJob
+        if (job !== undefined && job.node === node.id) this.#abortWarmup(job, 'lost')
       } else {
+        if (down.warm !== undefined) {
+          // Lost again before it was listed up: whatever was warmed is gone; flush and warm again when it answers.
+          const was = down.warm
+          down.warm = undefined
+          this.#warmQueue = this.#warmQueue.filter((queued) => queued.node !== node.id)
+          const job = this.#warmJob
+          if (job !== undefined && job.node === node.id) this.#abortWarmup(job, 'lost')
+          this.#log(`node ${node.id} down again ${was === 'done' ? 'after its warm-up' : 'during its warm-up'}: ${probe.reason} (${probe.message})`)
+        }
         down.reason = probe.reason
         down.message = probe.message
       }
       return
     }
-    if (down === undefined || flush === null) return
-    if (flush === undefined) {
+    if (down === undefined) return
+    if (down.warm === 'done') {
       this.#down.delete(node.id)
-      this.#log(`node ${node.id} back: answered and flushed`)
+      this.#watch.set(node.id, { flushes: down.flushes, until: Date.now() + WARMUP_WATCH_MS })
+      this.#log(`node ${node.id} back: answered and flushed, ${down.message}`)
+      return
+    }
+    if (down.warm !== undefined || flush === null) return
+    if (flush === undefined) {
+      const owned = this.#warmsNodes() ? this.#ownedEntries(node.id).length : 0
+      if (owned === 0) {
+        this.#down.delete(node.id)
+        this.#log(
+          `node ${node.id} back: answered and flushed${this.#warmsNodes() ? ` (none of the ${this.#manifest?.entries.length ?? 0} warm-up manifest entries is its)` : ''}`,
+        )
+        return
+      }
+      down.warm = 'waiting'
+      down.reason = 'waiting to warm'
+      down.message = `${owned} manifest entries to replay`
+      this.#warmQueue.push({ node: node.id, kind: 'return' })
+      this.#log(`node ${node.id} answered and was flushed; warming its ${owned} manifest entries before listing it up`)
       return
     }
     down.reason = 'flush failed'
@@ -450,6 +632,9 @@ class TierMonitor implements Monitor {
       at: now,
       ...(recent > 0 ? { hitRatio: round3(ratioOf(this.#recentWindows, 1) ?? 0) } : {}),
       ...(override !== undefined ? { override } : {}),
+      ...(this.#warmJob !== undefined
+        ? { warmup: { node: this.#warmJob.node, done: this.#warmJob.done, total: this.#warmJob.total, startedAt: this.#warmJob.startedAt } }
+        : {}),
     }
     this.#state = state
     try {
@@ -471,6 +656,423 @@ class TierMonitor implements Monitor {
         this.#log(`onState listener threw: ${errorMessage(error)}`)
       }
     }
+  }
+
+  /** Loads `manifestFile` if there is one: a missing, unreadable or invalid file is logged, never fatal. */
+  async #loadManifest(): Promise<void> {
+    const file = this.#config.warmup?.manifestFile
+    if (file === undefined) return
+    let text: string
+    try {
+      text = await readFile(file, 'utf8')
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+        this.#log(`no warm-up manifest at ${file} yet; it is written once the farm-wide statistics have entries`)
+      } else {
+        this.#log(`cannot read the warm-up manifest ${file}: ${errorMessage(error)}`)
+      }
+      return
+    }
+    let manifest: WarmupManifest
+    try {
+      manifest = parseManifest(text)
+    } catch (error) {
+      const path = (error as { path?: unknown }).path
+      this.#log(
+        `ignoring the warm-up manifest ${file}: ${errorMessage(error)}${typeof path === 'string' && path !== '' ? ` (at ${path})` : ''}; it is rewritten from the farm-wide statistics`,
+      )
+      return
+    }
+    if (manifest.namespace !== this.#config.namespace) {
+      this.#log(
+        `ignoring the warm-up manifest ${file}: it is for namespace ${JSON.stringify(manifest.namespace)}, the monitor's is ${JSON.stringify(this.#config.namespace)}`,
+      )
+      return
+    }
+    this.#manifest = manifest
+    this.#log(`loaded the warm-up manifest ${file}: ${plural(manifest.entries.length, 'entry', 'entries')} from ${manifest.createdAt}`)
+  }
+
+  /**
+   * Starts a manifest rebuild in the background when one is due (never two at
+   * once). Not while a node is down or warming: during an incident the
+   * manifest stays what it was before it, so a node that comes back later (or
+   * after every node restarted, when the farm-wide document restarts from a
+   * few entries) is warmed with the pre-incident entries.
+   */
+  #maybeSaveManifest(now: number): void {
+    const warmup = this.#config.warmup
+    if (warmup === undefined || this.#saving !== undefined || this.#stopping !== undefined || this.#down.size > 0) return
+    if (this.#lastSaveAt !== undefined && now - this.#lastSaveAt < warmup.saveEveryMs) return
+    this.#lastSaveAt = now
+    this.#saving = this.#saveManifest(warmup)
+      .catch((error: unknown) => this.#log(`saving the warm-up manifest failed: ${errorMessage(error)}`))
+      .finally(() => {
+        this.#saving = undefined
+      })
+  }
+
+  /**
+   * Rebuilds the manifest from the farm-wide statistics document and writes it
+   * to `manifestFile` (temporary file, then rename: a reader never sees half a
+   * file). An empty or missing document (say, every node restarted) changes
+   * nothing: the manifest and the file keep the last known entries.
+   */
+  async #saveManifest(warmup: WarmupConfig): Promise<void> {
+    let manifest: WarmupManifest
+    try {
+      manifest = createManifest(this.#config.namespace, await this.#farm!.read())
+    } catch (error) {
+      this.#saveFailed(`cannot read the farm-wide statistics: ${errorMessage(error)}`)
+      return
+    }
+    if (manifest.entries.length === 0) return
+    this.#manifest = manifest
+    const file = warmup.manifestFile
+    if (file !== undefined) {
+      const temporary = `${file}.${process.pid}.tmp`
+      try {
+        await writeFile(temporary, serializeManifest(manifest), 'utf8')
+        await rename(temporary, file)
+      } catch (error) {
+        await unlink(temporary).catch(() => {})
+        this.#saveFailed(`cannot write the warm-up manifest ${file}: ${errorMessage(error)}`)
+        return
+      }
+    }
+    if (this.#saveFailing || !this.#savedOnce) {
+      this.#log(
+        `${this.#saveFailing ? 'saving the warm-up manifest again: ' : 'warm-up manifest '}${plural(manifest.entries.length, 'entry', 'entries')} from the farm-wide statistics${file === undefined ? '' : `, saved to ${file}`}`,
+      )
+    }
+    this.#saveFailing = false
+    this.#savedOnce = true
+  }
+
+  #saveFailed(message: string): void {
+    if (this.#saveFailing) return
+    this.#saveFailing = true
+    this.#log(`${message}; keeping the manifest of ${plural(this.#manifest?.entries.length ?? 0, 'entry', 'entries')} known so far`)
+  }
+
+  /** Whether returning nodes are warmed: a database to replay against and a manifest with entries. */
+  #warmsNodes(): boolean {
+    return this.#config.warmup?.databaseUrl !== undefined && (this.#manifest?.entries.length ?? 0) > 0
+  }
+
+  /** The manifest entries whose key `node` owns on the full ring (every node up). */
+  #ownedEntries(node: string, manifest: WarmupManifest | undefined = this.#manifest): WarmupEntry[] {
+    const ring = this.#ring
+    if (manifest === undefined || ring === undefined) return []
+    return manifest.entries.filter((entry) => ownerOf(ring, this.#config.namespace, entry) === node)
+  }
+
+  /** Starts the next queued warm-up unless one runs: one at a time, so the database sees `concurrency` queries at most. */
+  #startNextWarmup(): void {
+    if (this.#warmJob !== undefined || this.#stopping !== undefined) return
+    for (;;) {
+      const next = this.#warmQueue.shift()
+      if (next === undefined) return
+      const down = this.#down.get(next.node)
+      if (next.kind === 'return' && down?.warm === 'waiting') {
+        this.#startWarmup(next.node, down)
+        return
+      }
+      if (next.kind === 'rewarm' && down === undefined && this.#warmsNodes() && this.#ownedEntries(next.node).length > 0) {
+        this.#startWarmup(next.node, undefined)
+        return
+      }
+    }
+  }
+
+  /**
+   * Every round: reads the flush count of the warmed nodes listed up within
+   * WARMUP_WATCH_MS, in the background, and queues a new warm-up for one that
+   * someone flushed since.
+   */
+  #watchFlushes(now: number): void {
+    if (this.#watching !== undefined || this.#stopping !== undefined) return
+    for (const [node, watched] of this.#watch) {
+      if (watched.until <= now || this.#down.has(node)) this.#watch.delete(node)
+    }
+    if (this.#watch.size === 0) return
+    this.#watching = Promise.all(
+      [...this.#watch.entries()].map(async ([node, watched]) => {
+        const address = this.#config.nodes.find((candidate) => candidate.id === node)!
+        const flushes = await this.#flushCount(address)
+        if (flushes === undefined || flushes === watched.flushes) return
+        const known = watched.flushes
+        watched.flushes = flushes
+        if (known === undefined) return
+        if (this.#warmQueue.some((queued) => queued.node === node) || this.#warmJob?.node === node) return
+        this.#log(`node ${node} was flushed after it was listed up (a process that had lost every node flushes the nodes it re-admits itself); warming it again`)
+        this.#warmQueue.push({ node, kind: 'rewarm' })
+        this.#startNextWarmup()
+      }),
+    )
+      .then(() => undefined)
+      .finally(() => {
+        this.#watching = undefined
+      })
+  }
+
+  #startWarmup(node: string, down: DownNode | undefined): void {
+    const warmup = this.#config.warmup!
+    const manifest = this.#manifest!
+    const entries = this.#ownedEntries(node, manifest)
+    if (down !== undefined) {
+      down.warm = 'running'
+      down.reason = 'warming'
+      down.message = `replaying ${entries.length} manifest entries`
+    }
+    let startGiveUp = (): void => {}
+    const giveUp = new Promise<void>((resolve) => {
+      startGiveUp = () => {
+        setTimeout(resolve, WARMUP_GRACE_MS).unref()
+      }
+    })
+    const job: WarmupJob = {
+      node,
+      startedAt: Date.now(),
+      done: 0,
+      total: entries.length,
+      controller: new AbortController(),
+      abortReason: undefined,
+      giveUp,
+      startGiveUp,
+      finished: Promise.resolve(),
+      summary: 'warm-up failed',
+      kind: down === undefined ? 'rewarm' : 'return',
+      flushes: undefined,
+    }
+    this.#warmJob = job
+    const limit = setTimeout(() => this.#abortWarmup(job, 'limit'), warmup.maxMs)
+    limit.unref()
+    job.finished = this.#runWarmup(job, manifest, entries, warmup)
+      .catch((error: unknown) => {
+        this.#log(`node ${node} warm-up failed: ${errorMessage(error)}`)
+      })
+      .finally(() => {
+        clearTimeout(limit)
+        if (this.#warmJob === job) this.#warmJob = undefined
+        const current = this.#down.get(node)
+        // Listed up at the next round, unless it was lost again meanwhile (then it is flushed and warmed anew).
+        if (job.kind === 'return' && job.abortReason !== 'lost' && current?.warm === 'running') {
+          current.warm = 'done'
+          current.reason = 'warmed'
+          current.message = job.summary
+          current.flushes = job.flushes
+        }
+        const watched = this.#watch.get(node)
+        if (job.kind === 'rewarm' && watched !== undefined && job.flushes !== undefined) watched.flushes = job.flushes
+        this.#startNextWarmup()
+      })
+  }
+
+  /** The node's `cmd_flush`, or `undefined` when it cannot be read. */
+  async #flushCount(address: ServerAddress): Promise<number | undefined> {
+    try {
+      const value = (await readNodeStats(address, Math.max(this.#config.probeTimeoutMs, 250)))['cmd_flush']
+      return value !== undefined && /^\d+$/.test(value) ? Number(value) : undefined
+    } catch {
+      return undefined
+    }
+  }
+
+  #abortWarmup(job: WarmupJob, reason: 'limit' | 'stopping' | 'lost'): void {
+    if (job.controller.signal.aborted) return
+    job.abortReason = reason
+    job.controller.abort()
+    job.startGiveUp()
+  }
+
+  /**
+   * Replays `entries` (the ones `job.node` owns) into memcached through a cache
+   * client of its own whose ring has the returning node and the healthy ones,
+   * then drops the generation copies the replay may have written to the
+   * returning node, so the processes read those from the nodes that saw every
+   * write meanwhile. Logs one line with the report.
+   */
+  async #runWarmup(job: WarmupJob, manifest: WarmupManifest, entries: readonly WarmupEntry[], warmup: WarmupConfig): Promise<void> {
+    const config = this.#config
+    const node = job.node
+    let cache: QueryCache | undefined
+    let db: Kysely<any> | undefined
+    let pool: Pool | undefined
+    let report: WarmupReport | undefined
+    let gaveUp = false
+    try {
+      const { default: pg } = await import('pg')
+      cache = createQueryCache({
+        servers: config.servers,
+        namespace: config.namespace,
+        statistics: false,
+        modeRefreshMs: WARMUP_CLIENT_REFRESH_MS,
+        safeMode: false,
+      })
+      // Its first poll of the tier state holds down every node the monitor lists, this one included
+      // (or, when no node has the flag, leaves them all to its own probes): let it finish, then route
+      // to this node and the healthy ones only. Holding every node first makes the release below
+      // re-admit them, whatever state the poll left them in. It polls again only in a day.
+      await cache.refreshMode()
+      const store = cache.store as MemcachedStore
+      store.holdDown(new Set(config.servers), 'flushed')
+      store.holdDown(this.#heldDownFor(node), 'flushed')
+      pool = new pg.Pool({
+        connectionString: warmup.databaseUrl,
+        max: warmup.concurrency,
+        connectionTimeoutMillis: Math.min(warmup.maxMs, 10_000),
+        statement_timeout: Math.max(1, Math.ceil(warmup.maxMs)),
+      })
+      // An idle client losing its connection emits 'error' on the pool: unhandled, it would end the monitor.
+      pool.on('error', (error: Error) => this.#log(`node ${node} warm-up: database connection error: ${error.message}`))
+      db = new Kysely<any>({ dialect: cache.wrapDialect(new PostgresDialect({ pool })) })
+      const wanted = new Set(entries.map((entry) => entry.key))
+      const address = config.nodes.find((candidate) => candidate.id === node)!
+      // Someone else may flush the node meanwhile: a process that could read no flag (every node
+      // had been down) probes it back and flushes it itself, and so does another namespace's
+      // monitor. That wipes the replay, so it runs again, until the node's flush count holds still.
+      let flushes = await this.#flushCount(address)
+      job.flushes = flushes
+      for (let attempt = 1; ; attempt++) {
+        const running = cache.warmup(manifest, {
+          db,
+          concurrency: warmup.concurrency,
+          signal: job.controller.signal,
+          filter: (entry) => wanted.has(entry.key) && ownerOf(this.#ring!, config.namespace, entry) === node,
+          onProgress: (progress) => {
+            job.done = progress.done
+            job.total = progress.total
+          },
+        })
+        const outcome = await Promise.race([running.then((value) => ({ report: value })), job.giveUp.then(() => undefined)])
+        if (outcome === undefined) {
+          gaveUp = true
+          running.catch(() => {})
+          break
+        }
+        report = outcome.report
+        if (job.controller.signal.aborted || attempt === WARMUP_ATTEMPTS) break
+        const now = await this.#flushCount(address)
+        job.flushes = now
+        if (now === undefined || flushes === undefined || now === flushes) break
+        flushes = now
+        job.done = 0
+        this.#log(`node ${node} was flushed by someone else during its warm-up (a process or another monitor); warming it again`)
+      }
+    } finally {
+      // Close before listing the node up: a replay still in flight must not write after the generation copies are checked.
+      const closing = Promise.all([db?.destroy().catch(() => {}), cache?.close().catch(() => {})])
+      await Promise.race([closing, delay(WARMUP_GRACE_MS)])
+      if (db === undefined && pool !== undefined) await pool.end().catch(() => {})
+      // A node already listed up took every write meanwhile: its copies are as current as any.
+      if (cache !== undefined && job.kind === 'return') await this.#reconcileGenerations(node, entries)
+      this.#logWarmup(job, report, gaveUp, warmup)
+    }
+  }
+
+  /**
+   * Nodes the warm-up must route around: the ones down, except `node` and the
+   * ones already warmed (those are as current as the healthy nodes and are
+   * listed up at the next round).
+   */
+  #heldDownFor(node: string): Set<string> {
+    return new Set([...this.#down.entries()].filter(([id, down]) => id !== node && down.warm !== 'done').map(([id]) => id))
+  }
+
+  /**
+   * The replay read each generation the usual way and, where the returning node
+   * is a replica and had none (it was flushed), copied it there from another
+   * replica, or created it when no node had one. A write made by a process
+   * meanwhile replaces the generation on the nodes that process uses and sends
+   * it only best effort to the nodes it holds down, the returning one included:
+   * had that send failed, the returning node's copy would be older than the
+   * others and, as the first replica read, hide the write. So each copy on the
+   * returning node that differs from a copy on another live node is deleted: the
+   * processes restore it from the other replicas (a memcached round trip, no
+   * database work). A copy no other live node has (every node restarted) is the
+   * only one and stays. If the copies cannot be checked, the node is flushed
+   * again: cold, but never stale.
+   */
+  async #reconcileGenerations(node: string, entries: readonly WarmupEntry[]): Promise<void> {
+    const config = this.#config
+    const namespace = config.namespace
+    const keys = new Set<string>([namespaceGenerationKey(namespace)])
+    for (const entry of entries) {
+      for (const table of entry.tables) keys.add(tableGenerationKey(namespace, table))
+      for (const tag of entry.tags) keys.add(tagGenerationKey(namespace, tag))
+    }
+    const timeoutMs = Math.max(config.probeTimeoutMs, 250)
+    const only = new MemcachedStore({ servers: [node], timeoutMs, failureThreshold: Number.MAX_SAFE_INTEGER })
+    const others = new MemcachedStore({ servers: config.servers, timeoutMs, failureThreshold: Number.MAX_SAFE_INTEGER })
+    const heldDown = this.#heldDownFor(node)
+    heldDown.add(node)
+    others.holdDown(heldDown, 'probe')
+    const anyOther = heldDown.size < config.nodes.length
+    let stale = 0
+    try {
+      const checked = await Promise.allSettled(
+        [...keys].map(async (key) => {
+          const mine = await only.get(key)
+          if (mine === undefined || !anyOther) return
+          let copies: Array<Buffer | undefined | Error> | undefined
+          try {
+            copies = await others.getReplicas(key, config.nodes.length)
+          } catch {
+            // Unknown: deleting is always safe (it only costs a restore).
+          }
+          if (copies === undefined || copies.some((copy) => copy instanceof Error || (copy instanceof Buffer && !copy.equals(mine)))) {
+            await only.delete(key)
+            stale++
+          }
+        }),
+      )
+      const failed = checked.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected')
+      if (stale > 0) this.#log(`node ${node}: deleted ${plural(stale, 'generation copy', 'generation copies')} older than the other nodes' (a write during the warm-up)`)
+      if (failed === undefined) return
+      this.#log(`node ${node}: cannot check the generation copies the warm-up wrote (${errorMessage(failed.reason)}); flushing it again`)
+      try {
+        await flushNode(config.nodes.find((address) => address.id === node)!, timeoutMs)
+      } catch (error) {
+        // Not listed up then: it is flushed again (and warmed anew) once it answers.
+        const down = this.#down.get(node)
+        if (down !== undefined) {
+          down.warm = undefined
+          down.reason = 'flush failed'
+          down.message = errorMessage(error)
+        }
+        this.#log(`node ${node} stays down: ${errorMessage(error)}`)
+      }
+    } finally {
+      await Promise.all([only.close().catch(() => {}), others.close().catch(() => {})])
+    }
+  }
+
+  #logWarmup(job: WarmupJob, report: WarmupReport | undefined, gaveUp: boolean, warmup: WarmupConfig): void {
+    const seconds = ((Date.now() - job.startedAt) / 1000).toFixed(1)
+    const why =
+      job.abortReason === 'limit'
+        ? `stopped at the ${formatDuration(warmup.maxMs)} limit`
+        : job.abortReason === 'stopping'
+          ? 'stopped with the monitor'
+          : job.abortReason === 'lost'
+            ? 'stopped: the node was lost again'
+            : undefined
+    if (report === undefined) {
+      if (gaveUp) {
+        job.summary = `warm-up cut short after ${job.done} of ${job.total} entries`
+        this.#log(`node ${job.node} warmed: ${job.done} of ${job.total} entries done in ${seconds}s (${why ?? 'stopped'}; gave up waiting for the queries in flight)`)
+      }
+      return
+    }
+    const details = [`${report.failed} failed`]
+    if (report.skipped > 0) details.push(`${report.skipped} skipped`)
+    if (report.aborted > 0) details.push(`${report.aborted} not run: ${why ?? 'stopped'}`)
+    const first = report.failures[0]
+    job.summary = `${report.warmed} of ${report.total} entries warmed`
+    this.#log(
+      `node ${job.node} warmed: ${report.warmed} of ${report.total} entries in ${seconds}s (${details.join(', ')})${first === undefined ? '' : `; first failure: ${first.error}`}`,
+    )
   }
 
   #log(message: string): void {
@@ -517,6 +1119,7 @@ function validateOptions(options: MonitorOptions): Config {
   if (options.onState !== undefined && typeof options.onState !== 'function') {
     throw new TypeError(`onState must be a function, got ${describe(options.onState)}`)
   }
+  const warmup = options.warmup === undefined ? undefined : validateWarmup(options.warmup)
   return {
     nodes,
     servers: nodes.map((node) => node.id),
@@ -529,7 +1132,44 @@ function validateOptions(options: MonitorOptions): Config {
     flagTtlSeconds,
     log: options.log ?? ((line) => console.log(line)),
     onState: options.onState,
+    warmup,
   }
+}
+
+function validateWarmup(options: MonitorWarmupOptions): WarmupConfig {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new TypeError(`warmup must be an object like { databaseUrl, manifestFile }, got ${describe(options)}`)
+  }
+  for (const name of Object.keys(options)) {
+    if (!WARMUP_OPTIONS.has(name)) {
+      throw new TypeError(`warmup got unknown option ${JSON.stringify(name)}; known options: ${[...WARMUP_OPTIONS].join(', ')}`)
+    }
+  }
+  const { databaseUrl, manifestFile } = options
+  if (databaseUrl !== undefined && (typeof databaseUrl !== 'string' || databaseUrl.trim() === '')) {
+    throw new TypeError(`warmup.databaseUrl must be a PostgreSQL connection string like postgres://user@host:5432/db, got ${describe(databaseUrl)}`)
+  }
+  if (manifestFile !== undefined && (typeof manifestFile !== 'string' || manifestFile.trim() === '')) {
+    throw new TypeError(`warmup.manifestFile must be a file path, got ${describe(manifestFile)}`)
+  }
+  if (databaseUrl === undefined && manifestFile === undefined) {
+    throw new TypeError('warmup needs databaseUrl (to warm returning nodes), manifestFile (to keep the manifest across restarts) or both')
+  }
+  let file: string | undefined
+  if (manifestFile !== undefined) {
+    file = resolve(manifestFile)
+    let directory = false
+    try {
+      directory = statSync(dirname(file)).isDirectory()
+    } catch {
+      // Reported below.
+    }
+    if (!directory) throw new RangeError(`warmup.manifestFile must be in an existing directory, got ${describe(manifestFile)} (${dirname(file)} is not a directory)`)
+  }
+  const concurrency = number(options.concurrency, 4, 'warmup.concurrency', 'a positive integer', (v) => Number.isSafeInteger(v) && v > 0)
+  const maxMs = number(options.maxMs, 60_000, 'warmup.maxMs', 'a positive number of milliseconds', (v) => v > 0 && v <= MAX_TIMER_MS)
+  const saveEveryMs = number(options.saveEveryMs, 60_000, 'warmup.saveEveryMs', 'a positive number of milliseconds', (v) => v > 0 && v <= MAX_TIMER_MS)
+  return { databaseUrl, manifestFile: file, concurrency, maxMs, saveEveryMs }
 }
 
 function number(value: unknown, fallback: number, name: string, expected: string, valid: (value: number) => boolean): number {
@@ -579,6 +1219,36 @@ function iso(ms: number): string {
 
 function round3(value: number): number {
   return Math.round(value * 1000) / 1000
+}
+
+/** The node that owns `entry`'s key on `ring`; `undefined` when no key can be made of it. */
+function ownerOf(ring: MemcachedStore, namespace: string, entry: WarmupEntry): string | undefined {
+  try {
+    return ring.nodeFor(queryKey(namespace, entry.sql, entry.parameters, entry.tags))
+  } catch {
+    return undefined
+  }
+}
+
+/** The URL without its password, for logs. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url)
+    if (parsed.password !== '') parsed.password = '***'
+    return parsed.toString()
+  } catch {
+    return '(the database URL)'
+  }
+}
+
+function plural(count: number, one: string, many: string): string {
+  return `${count} ${count === 1 ? one : many}`
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    setTimeout(resolve, ms).unref()
+  })
 }
 
 function errorMessage(error: unknown): string {

@@ -10,7 +10,6 @@ import type { CacheMode } from './tier-state.js'
  *
  * ```ts
  * import diagnostics_channel from 'node:diagnostics_channel'
-import { createRequire } from 'node:module'
  * diagnostics_channel.subscribe('kysely-memcache:query', (message) => console.log(message))
  * ```
  */

@@ -1,4 +1,8 @@
 import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -8,7 +12,14 @@ import { formatDuration, parseDuration } from '../src/duration.js'
 import { startMonitor } from '../src/monitor.js'
 import type { Monitor } from '../src/monitor.js'
 import { MemcachedStore } from '../src/store/memcached-store.js'
-import { readModeOverride, readTierState } from '../src/tier-state.js'
+import { publish, readModeOverride, readTierState, tierStateKey } from '../src/tier-state.js'
+import type { TierState } from '../src/tier-state.js'
+import { parseManifest, serializeManifest } from '../src/warmup-manifest.js'
+import type { WarmupManifest } from '../src/warmup-manifest.js'
+import { createSchema, DATABASE_URL, openPostgres } from './harness/database.js'
+import type { TestDatabase } from './harness/database.js'
+import { closeClient, createClient } from './harness/farm.js'
+import type { Client } from './harness/farm.js'
 import { startMemcached } from './harness/memcached.js'
 import type { MemcachedCluster } from './harness/memcached.js'
 
@@ -50,11 +61,12 @@ interface Run {
   stderr: string
 }
 
-async function run(argv: string[], signal?: AbortSignal): Promise<Run> {
+async function run(argv: string[], signal?: AbortSignal, tty = false): Promise<Run> {
   let stdout = ''
   let stderr = ''
   const io: CliIo = {
-    stdout: { write: (text: string) => (stdout += text) },
+    // A terminal as cli-progress sees one: readline writes its cursor moves through write().
+    stdout: tty ? ({ write: (text: string) => (stdout += text), isTTY: true, columns: 120 } as CliIo['stdout']) : { write: (text: string) => (stdout += text) },
     stderr: { write: (text: string) => (stderr += text) },
     ...(signal === undefined ? {} : { signal }),
   }
@@ -211,10 +223,197 @@ describe('kysely-memcache monitor', () => {
   })
 })
 
+describe('kysely-memcache export and warmup', () => {
+  let database: TestDatabase
+  let directory: string
+  const clients: Client[] = []
+
+  beforeAll(async () => {
+    database = await openPostgres()
+    directory = await mkdtemp(join(tmpdir(), 'kmc-cli-'))
+    const setup = createClient(database, {})
+    await createSchema(setup.db)
+    await setup.db
+      .insertInto('person')
+      .values(Array.from({ length: 12 }, (_, i) => ({ first_name: `person ${i}` })))
+      .execute()
+    await closeClient(setup)
+  })
+
+  afterAll(async () => {
+    await Promise.all(clients.map(closeClient))
+    await database?.close()
+    if (directory !== undefined) await rm(directory, { recursive: true, force: true })
+  })
+
+  function client(namespace: string): Client {
+    const made = createClient(database, { servers: memcached.servers, namespace })
+    clients.push(made)
+    return made
+  }
+
+  /** The test database for the CLI: unqualified names resolve to this file's schema. */
+  function databaseUrl(): string {
+    const url = new URL(DATABASE_URL)
+    url.searchParams.set('options', `-c search_path=${database.schema}`)
+    return url.toString()
+  }
+
+  const byId = (c: Client, id: number) => c.db.selectFrom('person').select(['id', 'first_name']).where('id', '=', id).cached()
+
+  /** 12 cached queries, pushed to the farm-wide statistics. */
+  async function traffic(namespace: string): Promise<Client> {
+    const farm = client(namespace)
+    for (let id = 1; id <= 12; id++) await byId(farm, id).execute()
+    await farm.cache.exportWarmupManifest()
+    return farm
+  }
+
+  it('exports the farm-wide statistics, and warms a flushed memcached from them: then every query is a hit', async () => {
+    const namespace = freshNamespace()
+    await traffic(namespace)
+    const file = join(directory, `${namespace}.json`)
+    const exported = await run(['export', '--servers', servers, '--namespace', namespace, '--out', file])
+    expect({ code: exported.code, stderr: exported.stderr }).toEqual({ code: 0, stderr: '' })
+    expect(exported.stdout).toMatch(new RegExp(`^kysely-memcache: exported 12 entries of namespace "${namespace}" to ${file.replaceAll('.', '\\.')} \\(statistics last merged \\d+ms ago\\)\\n$`))
+    const manifest = parseManifest(await readFile(file, 'utf8'))
+    expect(manifest).toMatchObject({ version: 1, namespace })
+    expect(manifest.entries).toHaveLength(12)
+    // To stdout: the manifest alone; the count on stderr.
+    const piped = await run(['export', '--servers', servers, '--namespace', namespace, '--limit', '5'])
+    expect(piped.code).toBe(0)
+    expect(parseManifest(piped.stdout).entries).toHaveLength(5)
+    expect(piped.stderr).toMatch(/^kysely-memcache: exported 5 entries of namespace ".*" \(statistics last merged \d+ms ago\)\n$/)
+
+    await Promise.all(memcached.nodes.map((node) => node.flush()))
+    const warmed = await run(['warmup', '--from', file, '--database-url', databaseUrl(), '--servers', servers, '--concurrency', '3'])
+    expect({ code: warmed.code, stderr: warmed.stderr }).toEqual({ code: 0, stderr: '' })
+    const lines = warmed.stdout.trimEnd().split('\n')
+    expect(lines[0]).toMatch(
+      new RegExp(`^kysely-memcache: warming 12 entries of namespace "${namespace}" from .*\\.json \\(made \\d+(ms|s) ago\\) into ${servers.replaceAll('.', '\\.').replace(',', ', ')}, 3 at a time, from postgres://`),
+    )
+    // Plain lines at each tenth (12 entries: every 2), then the summary.
+    expect(lines.slice(1, -1)).toEqual([2, 4, 6, 8, 10, 12].map((n) => expect.stringMatching(new RegExp(`^${n}/12 done: ${n} warmed, 0 skipped, 0 failed \\(\\d+\\.\\ds\\)$`))))
+    expect(lines.at(-1)).toMatch(/^kysely-memcache: 12 warmed, 0 skipped, 0 failed of 12 entries in \d+\.\ds \(\d+\.\d entries\/s\)$/)
+
+    const fresh = client(namespace)
+    fresh.executions.reset()
+    for (let id = 1; id <= 12; id++) expect(await byId(fresh, id).execute()).toEqual([{ id, first_name: `person ${id - 1}` }])
+    expect(fresh.executions.count()).toBe(0)
+    expect(fresh.cache.stats().hits).toBe(12)
+  })
+
+  it('draws a progress bar on a terminal, and exits 1 listing the entries that failed', async () => {
+    const namespace = freshNamespace()
+    const manifest: WarmupManifest = {
+      version: 1,
+      namespace,
+      createdAt: new Date().toISOString(),
+      entries: [
+        { key: `${namespace}:q:a`, sql: 'select count(*) as n from person', parameters: [], tables: [`${database.schema}.person`], tags: [], ttl: 60, score: 2 },
+        { key: `${namespace}:q:b`, sql: 'select * from no_such_table', parameters: [], tables: [], tags: [], ttl: 60, score: 1 },
+      ],
+    }
+    const file = join(directory, `${namespace}.json`)
+    await writeFile(file, serializeManifest(manifest))
+    const result = await run(['warmup', '--from', file, '--database-url', databaseUrl(), '--servers', servers], undefined, true)
+    expect(result.code).toBe(1)
+    expect(result.stdout).toMatch(/warming \[[█░]+\] 2\/2 \| 1 warmed, 0 skipped, 1 failed/)
+    expect(result.stdout).toMatch(/^kysely-memcache: 1 warmed, 0 skipped, 1 failed of 2 entries in \d+\.\ds/m)
+    expect(result.stdout).toContain(`  failed ${namespace}:q:b: relation "no_such_table" does not exist\n    select * from no_such_table\n`)
+  })
+
+  it('exits 2 on an invalid manifest, with the ManifestError message and the field at fault', async () => {
+    const file = join(directory, 'bad.json')
+    const bad = { version: 1, namespace: 'shop', createdAt: new Date().toISOString(), entries: [{ key: 'shop:q:x', sql: 'delete from person', parameters: [], tables: [], tags: [], ttl: 60, score: 1 }] }
+    await writeFile(file, JSON.stringify(bad))
+    const args = ['--database-url', databaseUrl(), '--servers', servers]
+    const deleting = await run(['warmup', '--from', file, ...args])
+    expect(deleting).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: `kysely-memcache: ${file}: entries[0].sql must be a single read-only SELECT statement, got "delete from person" (at entries[0].sql)\n`,
+    })
+    await writeFile(file, '{"version": 1,')
+    const truncated = await run(['warmup', '--from', file, ...args])
+    expect(truncated.code).toBe(2)
+    expect(truncated.stderr).toMatch(new RegExp(`^kysely-memcache: ${file.replaceAll('.', '\\.')}: manifest is not valid JSON: `))
+    await writeFile(file, JSON.stringify({ ...bad, version: 2 }))
+    expect((await run(['warmup', '--from', file, ...args])).stderr).toContain('manifest version 2 is not supported; this version of kysely-memcache reads version 1 (at version)')
+  })
+
+  it("refuses a --namespace other than the manifest's", async () => {
+    const file = join(directory, 'shop.json')
+    await writeFile(file, serializeManifest({ version: 1, namespace: 'shop', createdAt: new Date().toISOString(), entries: [] }))
+    const result = await run(['warmup', '--from', file, '--database-url', databaseUrl(), '--servers', servers, '--namespace', 'blog'])
+    expect(result.code).toBe(2)
+    expect(result.stderr).toMatch(/^kysely-memcache: --namespace "blog" does not match the namespace of .*shop\.json \("shop"\); omit --namespace to use the manifest's$/m)
+  })
+
+  it('exits 1 and writes nothing when there are no farm-wide statistics', async () => {
+    const namespace = freshNamespace()
+    const file = join(directory, `${namespace}.json`)
+    const result = await run(['export', '--servers', servers, '--namespace', namespace, '--out', file])
+    expect(result.code).toBe(1)
+    expect(result.stderr).toBe(
+      `kysely-memcache: no farm-wide statistics for namespace "${namespace}" (key ${namespace}:hot); processes merge theirs every 10s when they cache through memcached with statistics on; ${file} was left as it was\n`,
+    )
+    expect(existsSync(file)).toBe(false)
+    const none = await run(['export', '--servers', '127.0.0.1:1'])
+    expect(none).toMatchObject({ code: 1, stderr: 'kysely-memcache: no memcached node answered (127.0.0.1:1 refused); nothing was exported\n' })
+  })
+
+  it("shows a returning node's warm-up in status, as text and JSON", async () => {
+    const namespace = freshNamespace()
+    const now = Date.now()
+    const state: TierState = {
+      version: 1,
+      mode: 'degraded',
+      down: ['127.0.0.1:11311'],
+      since: now - 10_000,
+      reason: 'node 127.0.0.1:11311 down (warming)',
+      setBy: 'monitor test:1',
+      at: now,
+      warmup: { node: '127.0.0.1:11311', done: 12, total: 50, startedAt: now - 3000 },
+    }
+    await publish(reader(), tierStateKey(namespace), state, 30)
+    const text = await run(['status', '--servers', servers, '--namespace', namespace])
+    expect(text.code).toBe(0)
+    expect(text.stdout).toMatch(/^warm-up: {3}warming 127\.0\.0\.1:11311: 12\/50 since 3s$/m)
+    expect(text.stdout).toContain('reason:    node 127.0.0.1:11311 down (warming)')
+    const json = JSON.parse((await run(['status', '--servers', servers, '--namespace', namespace, '--json'])).stdout) as StatusReport
+    expect(json.warmup).toEqual(state.warmup)
+    expect(json.state?.warmup).toEqual(state.warmup)
+    // No warm-up running: no line, and null in JSON.
+    const quiet = freshNamespace()
+    expect((await run(['status', '--servers', servers, '--namespace', quiet])).stdout).not.toContain('warm-up:')
+    expect((JSON.parse((await run(['status', '--servers', servers, '--namespace', quiet, '--json'])).stdout) as StatusReport).warmup).toBeNull()
+  })
+
+  it('runs the monitor with --database-url and --manifest: it saves the manifest from the farm-wide statistics', async () => {
+    const namespace = freshNamespace()
+    await traffic(namespace)
+    const file = join(directory, `${namespace}-monitor.json`)
+    const controller = new AbortController()
+    const running = run(
+      ['monitor', '--servers', servers, '--namespace', namespace, '--interval', '200ms', '--database-url', 'postgres://app:secret@db.internal/app', '--manifest', file, '--manifest-every', '200ms'],
+      controller.signal,
+    )
+    await waitFor('the manifest file', 3000, () => (existsSync(file) ? true : undefined))
+    controller.abort()
+    const { code, stdout } = await running
+    expect(code).toBe(0)
+    expect(parseManifest(await readFile(file, 'utf8')).entries).toHaveLength(12)
+    expect(stdout).toMatch(/monitor: returning nodes are warmed from postgres:\/\/app:\*\*\*@db\.internal\/app before they are listed up \(concurrency 4, at most 1m each\); manifest kept in .*, rebuilt every 200ms$/m)
+    expect(stdout).not.toContain('secret')
+    expect(stdout).toMatch(/monitor: warm-up manifest 12 entries from the farm-wide statistics, saved to /)
+  })
+})
+
 describe('bad input', () => {
   const cases: Array<[string, () => string[], RegExp]> = [
-    ['an unknown command', () => ['frobnicate'], /^kysely-memcache: unknown command "frobnicate"; expected monitor, mode or status$/m],
-    ['a flag before the command', () => ['--servers', servers], /^kysely-memcache: expected a command before "--servers": monitor, mode or status$/m],
+    ['an unknown command', () => ['frobnicate'], /^kysely-memcache: unknown command "frobnicate"; expected monitor, mode, status, export or warmup$/m],
+    ['a flag before the command', () => ['--servers', servers], /^kysely-memcache: expected a command before "--servers": monitor, mode, status, export or warmup$/m],
     ['no --servers', () => ['status'], /^kysely-memcache: --servers is required, e.g. --servers 10\.0\.0\.1:11211,10\.0\.0\.2:11211$/m],
     ['--servers without a value', () => ['status', '--servers'], /^kysely-memcache: option '--servers <value>' argument missing$/m],
     ['a malformed server', () => ['status', '--servers', `${servers},nohost`], /^kysely-memcache: --servers\[2\] must be "host:port", got "nohost" \(in --servers ".*,nohost"\)$/m],
@@ -232,6 +431,18 @@ describe('bad input', () => {
     ['an unknown mode', () => ['mode', 'sideways', '--for', '1m', '--servers', servers], /^kysely-memcache: mode must be degraded, normal or auto, got "sideways"$/m],
     ['no mode', () => ['mode', '--servers', servers], /^kysely-memcache: mode needs one of degraded, normal or auto$/m],
     ['a stray argument', () => ['status', 'now', '--servers', servers], /^kysely-memcache: status takes no arguments, got "now"$/m],
+    ['a bad --warmup-concurrency', () => ['monitor', '--servers', servers, '--database-url', 'postgres://x', '--warmup-concurrency', '0'], /^kysely-memcache: --warmup-concurrency must be a positive integer, got "0"$/m],
+    ['a bad --warmup-max', () => ['monitor', '--servers', servers, '--database-url', 'postgres://x', '--warmup-max', 'long'], /--warmup-max must be a positive duration .*got "long"/],
+    ['--warmup-max without --database-url', () => ['monitor', '--servers', servers, '--manifest', 'hot.json', '--warmup-max', '1m'], /^kysely-memcache: --warmup-max needs --database-url: without it returning nodes are not warmed$/m],
+    ['--manifest-every alone', () => ['monitor', '--servers', servers, '--manifest-every', '1m'], /^kysely-memcache: --manifest-every needs --database-url or --manifest/m],
+    ['a --manifest in no directory', () => ['monitor', '--servers', servers, '--manifest', '/no/such/dir/hot.json'], /^kysely-memcache: --manifest must be in an existing directory, got "\/no\/such\/dir\/hot\.json"/m],
+    ['a bad --limit', () => ['export', '--servers', servers, '--limit', 'all'], /^kysely-memcache: --limit must be a positive integer, got "all"$/m],
+    ['export with an argument', () => ['export', 'hot.json', '--servers', servers], /^kysely-memcache: export takes no arguments, got "hot\.json"$/m],
+    ['warmup without --from', () => ['warmup', '--servers', servers, '--database-url', 'postgres://x'], /^kysely-memcache: --from is required/m],
+    ['warmup without --database-url', () => ['warmup', '--servers', servers, '--from', 'hot.json'], /^kysely-memcache: --database-url is required/m],
+    ['warmup without --servers', () => ['warmup', '--from', 'hot.json', '--database-url', 'postgres://x'], /^kysely-memcache: --servers is required/m],
+    ['a bad --concurrency', () => ['warmup', '--servers', servers, '--from', 'hot.json', '--database-url', 'postgres://x', '--concurrency', '1.5'], /^kysely-memcache: --concurrency must be a positive integer, got "1\.5"$/m],
+    ['a missing --from file', () => ['warmup', '--servers', servers, '--from', '/no/such/hot.json', '--database-url', 'postgres://x'], /^kysely-memcache: --from "\/no\/such\/hot\.json" cannot be read: ENOENT/m],
   ]
   it.each(cases)('exits 2 on %s, with a message naming it', async (_, argv, message) => {
     const { code, stdout, stderr } = await run(argv())
@@ -257,6 +468,10 @@ describe('--help', () => {
     [['mode', '--help'], 'Usage: kysely-memcache mode <degraded|normal> --for <duration> --servers <list> [options]'],
     [['mode', 'degraded', '-h'], 'Usage: kysely-memcache mode'],
     [['status', '--help'], 'Usage: kysely-memcache status --servers <list> [options]'],
+    [['export', '--help'], 'Usage: kysely-memcache export --servers <list> [options]'],
+    [['help', 'warmup'], 'Usage: kysely-memcache warmup --from <file> --database-url <url> --servers <list> [options]'],
+    [['warmup', '-h'], 'Usage: kysely-memcache warmup --from <file>'],
+    [['monitor', '--help'], '--database-url <url>'],
   ])('%j prints the usage and exits 0', async (argv, usage) => {
     const { code, stdout, stderr } = await run(argv)
     expect({ code, stderr }).toEqual({ code: 0, stderr: '' })

@@ -97,7 +97,7 @@ describe('warm-up manifests', () => {
 
   it('rejects what is not JSON or not an object', () => {
     expect(rejection('{"version": 1,').message).toMatch(/^manifest is not valid JSON: /)
-    expect(rejection('[]').message).toBe('manifest must be an object, got an array')
+    expect(rejection('[]').message).toBe('manifest must be an object, got []')
     expect(rejection('[]').path).toBe('')
   })
 
@@ -117,7 +117,7 @@ describe('warm-up manifests', () => {
       'createdAt must be an ISO 8601 date-time, got "yesterday"',
     )
     expect(rejection({ ...withEntry({}), namespace: 'a b' }).path).toBe('namespace')
-    expect(rejection({ ...withEntry({}), entries: {} }).message).toBe('entries must be an array, got a object')
+    expect(rejection({ ...withEntry({}), entries: {} }).message).toBe('entries must be an array, got {}')
   })
 
   it('rejects negative TTLs and scores', () => {
