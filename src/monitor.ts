@@ -381,7 +381,16 @@ class TierMonitor implements Monitor {
 
     // 1. Probe every node; 2. flush the ones coming back before they count as up
     // (not again once flushed for a warm-up: that would wipe what the warm-up wrote).
-    const probes = await Promise.all(config.nodes.map((node) => probeNode(node, config.probeTimeoutMs)))
+    const probing = performance.now()
+    const first = await Promise.all(config.nodes.map((node) => probeNode(node, config.probeTimeoutMs)))
+    // Probes that took well over their timeout mean the monitor itself stalled (GC, a
+    // paused VM), not the nodes: ask again before taking a node down and flushing it.
+    const stalled = performance.now() - probing > config.probeTimeoutMs * 1.5
+    const probes = await Promise.all(
+      config.nodes.map((node, i) =>
+        stalled && first[i]?.ok === false && !this.#down.has(node.id) ? probeNode(node, config.probeTimeoutMs) : first[i],
+      ),
+    )
     const flushes = await Promise.all(
       config.nodes.map((node, i) => {
         const probe = probes[i]
