@@ -22,6 +22,7 @@ import { closeClient, createClient } from './harness/farm.js'
 import type { Client } from './harness/farm.js'
 import { startMemcached } from './harness/memcached.js'
 import type { MemcachedCluster } from './harness/memcached.js'
+import { waitFor } from './harness/wait.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
@@ -91,15 +92,6 @@ function spawnCli(argv: string[], whileRunning?: (child: ReturnType<typeof spawn
   })
 }
 
-async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined> | T | undefined): Promise<T> {
-  const deadline = performance.now() + timeoutMs
-  for (;;) {
-    const value = await check()
-    if (value !== undefined) return value
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await sleep(20)
-  }
-}
 
 describe('parseDuration', () => {
   it('reads ms, s, m, h, combinations and plain milliseconds', () => {

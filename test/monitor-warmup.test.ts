@@ -18,6 +18,7 @@ import { parseManifest, serializeManifest, type WarmupManifest } from '../src/wa
 import { createSchema, DATABASE_URL, openPostgres, type TestDatabase } from './harness/database.js'
 import { closeClient, createClient, freshNamespace, type Client } from './harness/farm.js'
 import { startMemcached, type MemcachedCluster, type MemcachedNode } from './harness/memcached.js'
+import { waitFor } from './harness/wait.js'
 
 const INTERVAL_MS = 200
 const SETTLE_MS = 500
@@ -97,15 +98,6 @@ function monitor(options: MonitorOptions): { monitor: Monitor; lines: string[]; 
   return { monitor: started, lines, states }
 }
 
-async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined> | T | undefined): Promise<T> {
-  const deadline = performance.now() + timeoutMs
-  for (;;) {
-    const value = await check()
-    if (value !== undefined) return value
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await sleep(20)
-  }
-}
 
 /** The node owning the most of `keys` on the full ring, and which of them it owns. */
 function busiestNode(keys: readonly string[]): { node: MemcachedNode; owned: Set<string> } {
@@ -256,6 +248,18 @@ describe('monitor warm-up', () => {
     // ...and the monitor warmed again each node flushed behind its back (it looks every round).
     const text = () => lines.map((line) => line.replace(/^\S+Z kysely-memcache monitor: /, ''))
     const flushed = states.length
+    // The process must be done flushing: every node back on its ring, and no flush for a while.
+    let lastFlushes = -1
+    let stableSince = performance.now()
+    await waitFor('the process to stop flushing', 8000, async () => {
+      const total = (await Promise.all(memcached.nodes.map(async (node) => Number((await node.stats())['cmd_flush'])))).reduce((a, b) => a + b, 0)
+      if (total !== lastFlushes) {
+        lastFlushes = total
+        stableSince = performance.now()
+      }
+      const allBack = (busy.cache.store as MemcachedStore).liveNodeCount === memcached.nodes.length
+      return allBack && performance.now() - stableSince > 800 ? true : undefined
+    })
     await waitFor('the warm-ups to catch up', 5000, () =>
       states.length >= flushed + 3 &&
       states.at(-1)?.warmup === undefined &&

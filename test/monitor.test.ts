@@ -10,6 +10,7 @@ import { farmCounterKeys, readTierState, writeModeOverride } from '../src/tier-s
 import type { TierState } from '../src/tier-state.js'
 import { startMemcached } from './harness/memcached.js'
 import type { MemcachedCluster } from './harness/memcached.js'
+import { waitFor } from './harness/wait.js'
 
 const INTERVAL_MS = 200
 const SETTLE_MS = 1000
@@ -63,16 +64,6 @@ function monitor(options: MonitorOptions): { monitor: Monitor; lines: string[]; 
   return { monitor: started, lines, states }
 }
 
-/** Polls `check` every 20 ms until it returns something; fails after `timeoutMs`. */
-async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined> | T | undefined): Promise<T> {
-  const deadline = performance.now() + timeoutMs
-  for (;;) {
-    const value = await check()
-    if (value !== undefined) return value
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await sleep(20)
-  }
-}
 
 function published(store: MemcachedStore, namespace: string, matches: (state: TierState) => boolean) {
   return async (): Promise<TierState | undefined> => {

@@ -244,7 +244,10 @@ export class MemcachedStore implements Store {
   async get(key: string): Promise<Buffer | undefined> {
     this.#assertOpen()
     assertStoreKey(key)
-    const { node } = this.#route(key)
+    return this.#getFrom(this.#route(key).node, key)
+  }
+
+  async #getFrom(node: NodeHealth, key: string): Promise<Buffer | undefined> {
     const response = await this.#call(node, 'get', key, EMPTY, EMPTY)
     switch (response.header.status) {
       case STATUS.ok:
@@ -351,17 +354,7 @@ export class MemcachedStore implements Store {
 
   /** Values on each of the first `count` live nodes clockwise from `key` (see {@link Store.getReplicas}). */
   async getReplicas(key: string, count: number): Promise<Array<Buffer | undefined | StoreUnavailableError>> {
-    return this.#onReplicas(key, count, async (node) => {
-      const response = await this.#call(node, 'get', key, EMPTY, EMPTY)
-      switch (response.header.status) {
-        case STATUS.ok:
-          return Buffer.from(response.val)
-        case STATUS.notFound:
-          return undefined
-        default:
-          throw this.#statusError(node, 'get', key, response)
-      }
-    })
+    return this.#onReplicas(key, count, (node) => this.#getFrom(node, key))
   }
 
   /**
