@@ -8,6 +8,7 @@ import { cpus, loadavg, totalmem } from 'node:os'
 import { dirname, isAbsolute, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
+import { isAlive } from '../../test/harness/memcached.js'
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 export const RESULTS_DIR = join(ROOT, 'bench', 'results')
@@ -188,11 +189,3 @@ export async function dropStaleSchemas(client: pg.Client, prefix: string): Promi
   }
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}

@@ -292,7 +292,11 @@ export class MemcachedStore implements Store {
     this.#assertValue(key, value)
     assertTtlSeconds(ttlSeconds)
     const { node, away } = this.#route(key)
-    const response = await this.#call(node, 'add', key, storageExtras(this.#expiry(ttlSeconds, away)), value)
+    return this.#addOn(node, key, value, this.#expiry(ttlSeconds, away))
+  }
+
+  async #addOn(node: NodeHealth, key: string, value: Buffer, expiry: number): Promise<boolean> {
+    const response = await this.#call(node, 'add', key, storageExtras(expiry), value)
     switch (response.header.status) {
       case STATUS.ok:
         return true
@@ -387,18 +391,7 @@ export class MemcachedStore implements Store {
   async addReplicas(key: string, value: Buffer, ttlSeconds: number, count: number): Promise<Array<boolean | undefined>> {
     this.#assertValue(key, value)
     assertTtlSeconds(ttlSeconds)
-    const results = await this.#onReplicas(key, count, async (node) => {
-      const response = await this.#call(node, 'add', key, storageExtras(this.#expiry(ttlSeconds, false)), value)
-      switch (response.header.status) {
-        case STATUS.ok:
-          return true
-        case STATUS.exists:
-        case STATUS.notStored:
-          return false
-        default:
-          throw this.#statusError(node, 'add', key, response)
-      }
-    })
+    const results = await this.#onReplicas(key, count, (node) => this.#addOn(node, key, value, this.#expiry(ttlSeconds, false)))
     return results.map((result) => (result instanceof StoreUnavailableError ? undefined : result))
   }
 
