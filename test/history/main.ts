@@ -1,0 +1,35 @@
+/**
+ * `npm run check:history -- --duration 300 [--runs 3] [--json out.json]`: the
+ * long form of the history check. Prints the report of each run; exits 1 on
+ * any violation or failed query.
+ */
+import { writeFileSync } from 'node:fs'
+import { parseArgs } from 'node:util'
+import { formatReport } from './check.js'
+import { runHistory } from './run.js'
+
+const { values } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '300' },
+    runs: { type: 'string', default: '1' },
+    json: { type: 'string' },
+    'near-cache': { type: 'boolean', default: false },
+  },
+})
+const seconds = Number(values.duration)
+const runs = Number(values.runs)
+if (!Number.isFinite(seconds) || seconds < 10) throw new RangeError(`--duration must be a number of seconds ≥ 10, got ${values.duration}`)
+if (!Number.isSafeInteger(runs) || runs < 1) throw new RangeError(`--runs must be a positive integer, got ${values.runs}`)
+
+let bad = 0
+const reports = []
+for (let run = 1; run <= runs; run++) {
+  console.log(`history run ${run} of ${runs}: ${seconds} s`)
+  const { report } = await runHistory({ durationMs: seconds * 1000, log: (line) => console.log(`  ${line}`) })
+  console.log(formatReport(report))
+  reports.push(report)
+  if (report.violations.length > 0 || report.failedQueries > 0) bad++
+}
+if (values.json !== undefined) writeFileSync(values.json, JSON.stringify(reports, null, 2))
+console.log(bad === 0 ? `all ${runs} runs: 0 violations, 0 failed queries` : `${bad} of ${runs} runs had violations or failed queries`)
+process.exit(bad === 0 ? 0 : 1)
