@@ -10,6 +10,7 @@ import pg from 'pg'
 import { createQueryCache, ORIGINAL_SAFE_MODE, type QueryCache, type SafeModeOptions } from '../src/index.js'
 import { seededRandom } from './lib/common.js'
 import {
+  DRILL_SCOPE,
   shapeQuery,
   shapeTtl,
   Zipf,
@@ -55,7 +56,7 @@ async function main(): Promise<void> {
   }
   const pool = new pg.Pool({ connectionString: config.databaseUrl, max: config.poolMax, options: `-c search_path=${config.schema}` })
   const dialect = new PostgresDialect({ pool })
-  const db = new Kysely<DrillDB>({ dialect: cache === undefined ? dialect : cache.wrapDialect(dialect) })
+  const db = new Kysely<DrillDB>({ dialect: cache === undefined ? dialect : cache.wrapDialect(dialect, { scope: DRILL_SCOPE }) })
   // Open the pool's connections now, so connection setup does not land in the measurement.
   await Promise.all(Array.from({ length: config.poolMax }, () => pool.query('select 1')))
   if (cache !== undefined) await cache.refreshMode()

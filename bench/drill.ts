@@ -20,6 +20,7 @@ import { parseArgs } from 'node:util'
 import pg from 'pg'
 import { MemcachedStore, startMonitor, type Monitor, type TierState } from '../src/index.js'
 import { namespaceGenerationKey, queryKey, tableGenerationKey } from '../src/key.js'
+import { explicitScopeId } from '../src/scope.js'
 import { normalizeTableName } from '../src/statement.js'
 import { startMemcached, type MemcachedCluster, type MemcachedNode } from '../test/harness/memcached.js'
 import {
@@ -39,6 +40,7 @@ import {
 } from './lib/common.js'
 import {
   compileOnlyDb,
+  DRILL_SCOPE,
   probeName,
   ROWS_PER_SHAPE,
   shapeQuery,
@@ -214,7 +216,7 @@ async function placementOf(cluster: MemcachedCluster, schema: string, zipf: Zipf
   try {
     const nodeOfShape = Array.from({ length: S.shapes }, (_, shape) => {
       const compiled = shapeQuery(compiler, shape, S.sleepMs / 1000).compile()
-      return store.nodeFor(queryKey(NAMESPACE, compiled.sql, compiled.parameters, []))
+      return store.nodeFor(queryKey(NAMESPACE, compiled.sql, compiled.parameters, [], explicitScopeId(DRILL_SCOPE)))
     })
     const nodeShares = cluster.servers.map((address) => ({
       address,
@@ -547,6 +549,8 @@ async function main(): Promise<void> {
     )
     await admin.query(`create index on ${schema}.drill_item (bucket)`)
     for (let shape = 0; shape < S.shapes; shape++) await admin.query(`create sequence ${schema}.${probeName(shape)}`)
+    // nextval() behind a function of ours: a query calling nextval() itself is never cached.
+    await admin.query(`create function ${schema}.drill_probe(seq regclass) returns bigint volatile language sql as 'select nextval(seq)'`)
     await admin.query(`analyze ${schema}.drill_item`)
     await sampler.connect()
     const shapeOfSequence = new Map(Array.from({ length: S.shapes }, (_, shape) => [probeName(shape), shape]))

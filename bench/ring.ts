@@ -56,7 +56,7 @@ const memjsHashCode = (memjs as unknown as { Utils: { hashCode(key: string): num
 /** Keys as the library derives them: namespace, SQL, parameters. */
 function sampleKeys(count: number): string[] {
   const sqlText = 'select "id", "title", "price" from "item" where "owner_id" = $1 and "status" = $2 order by "id" limit $3'
-  return Array.from({ length: count }, (_, i) => queryKey('shop', sqlText, [i, i % 3 === 0 ? 'open' : 'closed', 20], []))
+  return Array.from({ length: count }, (_, i) => queryKey('shop', sqlText, [i, i % 3 === 0 ? 'open' : 'closed', 20], [], 'shop-db'))
 }
 
 function addresses(set: number, n: number): string[] {

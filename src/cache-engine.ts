@@ -1,7 +1,9 @@
 import { CompiledQuery, type DatabaseConnection, type QueryResult, type RootOperationNode } from 'kysely'
 import { declaredWritesOf, markOf, noteHandled, warmMarkOf, type CacheMark, type WarmMark } from './cached.js'
-import { decodeEntry, decodeRows, encodeEntry, encodeRows } from './codec.js'
+import type { Codec } from './codec.js'
 import { Generations } from './generations.js'
+import type { QuorumRead } from './quorum.js'
+import { InvalidationFailedError } from './invalidation-failed-error.js'
 import { lockKey, queryKey } from './key.js'
 import { channels } from './observability.js'
 import { classifyRawStatement } from './raw-statement.js'
@@ -12,6 +14,7 @@ import { CacheCounters } from './stats.js'
 import { StoreUnavailableError, type Store } from './store/store.js'
 import type { CacheMode } from './tier-state.js'
 import type { QueryShape, QueryStatistics } from './query-stats.js'
+import type { KeyScope } from './scope.js'
 import { ValueTooLargeError } from './store/value-too-large-error.js'
 
 /** What the engine needs from a connection: run on the real one, and its transaction state. */
@@ -25,6 +28,15 @@ export interface QueryRunner {
   beginTransaction(): void
   /** Ends the transaction and hands back what it wrote. */
   endTransaction(): WriteSet | undefined
+  /**
+   * The scope keys are made in (learned from a first connection if need be);
+   * `undefined` when the connection held has another scope: bypass the cache.
+   */
+  keyScope(options?: AbortableOperationOptions): Promise<KeyScope | undefined>
+  /** Whether rows just read on the connection held belong to the key scope, so may be stored. */
+  storable(): Promise<boolean>
+  /** `writes` with unqualified tables resolved through the search_path of the connection held. */
+  resolveWrites(writes: WriteSet): Promise<WriteSet>
 }
 
 /** Tables a statement (or a transaction) wrote; `namespace` when it cannot be told. */
@@ -49,6 +61,8 @@ export interface CacheEngineConfig {
   readonly statistics: QueryStatistics | undefined
   /** Nodes that hold a copy of a hot result (1: no extra copy). */
   readonly hotReplicas: number
+  /** Rows and entries as stored; per cache, with the cache's registered types. */
+  readonly codec: Codec
   readonly onError: (error: unknown) => void
 }
 
@@ -58,6 +72,8 @@ interface Flight {
   readonly hit: boolean
   /** The rows as stored, so every joined caller gets its own copy; `undefined` if they could not be encoded. */
   readonly rowsText: string | undefined
+  /** Read in the key's scope: callers that joined may have it (else they run their own query). */
+  readonly shareable: boolean
 }
 
 /** Distinct SQL texts whose analysis is kept; cleared whole when full (rare: SQL texts are few). */
@@ -66,8 +82,14 @@ const ANALYSIS_MEMO_SIZE = 2000
 /** A store read that failed: the value is unknown, unlike `undefined` (absent). */
 const FAILED = Symbol('failed')
 
-function describeLookup(generation: string | undefined | typeof FAILED): string {
-  return generation === undefined ? '-' : generation === FAILED ? '!' : generation
+/** The tokens, when a majority agreed on every generation; else `undefined`: they prove nothing. */
+function agreedTokens(read: readonly QuorumRead[]): string[] | undefined {
+  const tokens: string[] = []
+  for (const generation of read) {
+    if (generation.kind !== 'agreed') return undefined
+    tokens.push(generation.value)
+  }
+  return tokens
 }
 
 /**
@@ -79,7 +101,7 @@ export class CacheEngine {
   readonly #config: CacheEngineConfig
   readonly #store: Store
   readonly #generations: Generations
-  readonly #flights = new SingleFlight<Flight>()
+  readonly #flights: SingleFlight<Flight>
   /** Bumped by every write this process makes, so a read never joins a flight that began before it. */
   #writeEpoch = 0
   readonly #analysisBySql = new Map<string, StatementInfo>()
@@ -87,6 +109,7 @@ export class CacheEngine {
   constructor(config: CacheEngineConfig) {
     this.#config = config
     this.#store = config.store
+    this.#flights = new SingleFlight(config.timeoutMs)
     this.#generations = new Generations(config.store, config.namespace, config.generationReplicas)
   }
 
@@ -99,15 +122,19 @@ export class CacheEngine {
     if (mark !== undefined) {
       noteHandled(compiled.queryId)
       const info = this.#analyzeRead(compiled.sql, mark.source)
-      if (info.kind === 'read') {
-        if (runner.transactionWrites === undefined) {
-          return this.#read(runner, compiled, mark, info, options)
+      // Side effects must happen on every call; volatile values only freeze when asked to.
+      if (info.kind === 'read' && (info.volatility === 'stable' || (info.volatility === 'volatile' && mark.volatile))) {
+        // In a transaction, uncommitted rows must not enter the cache, and the transaction must
+        // see its own writes; on a connection out of scope, rows are not the key's.
+        const scope = runner.transactionWrites === undefined ? await runner.keyScope(options) : undefined
+        if (scope !== undefined) {
+          return this.#read(runner, compiled, mark, scope.reads(info, mark.source), options, scope.id)
         }
-        // Uncommitted rows must not enter the cache, and the transaction must see its own writes.
         this.counters.bypassed++
         return runner.run(compiled, options)
       }
-      // A select that writes (in a CTE) or that the walk cannot see through: run it as any statement.
+      // A select that writes (in a CTE), calls such a function, or that the walk cannot see
+      // through: run it as any statement.
       this.counters.uncacheable++
     }
     const warm = warmMarkOf(compiled.query)
@@ -139,7 +166,9 @@ export class CacheEngine {
       this.counters.invalidations++
       return true
     } catch (error) {
-      this.#failed(error)
+      this.#failed(
+        new InvalidationFailedError({ tables: tables ?? [], tags: target.tags ?? [], namespace: target.namespace ?? false }, { cause: error }),
+      )
       return false
     }
   }
@@ -150,10 +179,11 @@ export class CacheEngine {
     mark: CacheMark,
     info: StatementInfo,
     options: AbortableOperationOptions,
+    scope: string,
   ): Promise<QueryResult<unknown>> {
     let key: string
     try {
-      key = queryKey(this.#config.namespace, compiled.sql, compiled.parameters, mark.tags)
+      key = queryKey(this.#config.namespace, compiled.sql, compiled.parameters, mark.tags, scope)
     } catch (error) {
       // A parameter no key can describe (a function, a symbol): the database decides what it means.
       this.counters.uncacheable++
@@ -162,19 +192,20 @@ export class CacheEngine {
     }
     const ttl = mark.ttl ?? this.#config.defaultTtl
     const lookupStarted = performance.now()
+    const readAt = this.#flights.ticket()
     const generationKeys = this.#generations.keysFor(info.reads, mark.tags)
     // One round trip: the value and every generation it depends on, in parallel. Each
     // store call is bounded by the store's own timeout, so the hit path sets no timer.
     const [value, ...generations] = await Promise.all([
       this.#get(key),
-      ...generationKeys.map((k) => this.#getGeneration(k)),
+      ...generationKeys.map((k) => this.#generations.read(k)),
     ])
     // Cache work for this query, all steps together, stays within one cache timeout.
     const budget = { leftMs: this.#config.timeoutMs - (performance.now() - lookupStarted) }
+    const agreed = agreedTokens(generations)
 
-    const complete = !generations.includes(undefined) && !generations.includes(FAILED)
-    if (value !== undefined && value !== FAILED && complete) {
-      const hit = this.#servable(value, generations as string[])
+    if (value !== undefined && value !== FAILED && agreed !== undefined) {
+      const hit = this.#servable(value, agreed)
       if (hit !== undefined) {
         this.counters.hits++
         this.#config.statistics?.record(key, () => shape(key, compiled, info, mark, ttl), 'hit')
@@ -184,60 +215,39 @@ export class CacheEngine {
     }
 
     // Identical misses share one flight: same key, no write by this process since, and
-    // the same generations read or a flight whose query has not started yet.
+    // either a flight whose query began after this read did, or one that read the very
+    // generations this read did (a majority held them, so no write came in between).
     let leader = false
     let databaseMs: number | undefined
     const flight = await this.#flights.run(
       `${key}|${this.#writeEpoch}`,
-      generations.map(describeLookup).join(','),
+      readAt,
+      agreed?.join(','),
       async (started): Promise<Flight> => {
         leader = true
-        // When any of it could not be read, the result can be neither validated nor stored.
-        let current: string[] | undefined
-        if (value !== FAILED && !generations.includes(FAILED)) {
-          // A missing generation is restored from a replica or created: rare, one more round trip.
-          current = complete
-            ? (generations as string[])
-            : await this.#bounded(this.#ensure(generationKeys, generations as (string | undefined)[]), budget, undefined)
-        }
-        if (!complete && value !== undefined && value !== FAILED && current !== undefined) {
-          // The value was fine: only a generation's first copy was gone, and a replica restored it.
-          const restored = this.#servable(value, current)
-          if (restored !== undefined) return { ...restored, hit: true }
-        }
+        // Unknown generations: the result can be neither validated nor stored.
+        const current = value === FAILED ? undefined : await this.#bounded(this.#current(generationKeys, generations), budget, undefined)
         const compute = async (): Promise<{ value: Flight; stored: boolean }> => {
-          started()
+          started(current?.join(','))
           const queryStarted = performance.now()
           const result = await runner.run(compiled, options)
           databaseMs = performance.now() - queryStarted
           const rowsText = this.#encode(result.rows)
-          // A hot result gets a copy on the next node too: when its node dies, `get` reads
-          // there, so the farm does not recompute every hot key of the lost node at once.
-          const copies = this.#config.hotReplicas > 1 && this.#config.statistics?.isHot(key) ? this.#config.hotReplicas : 1
+          const shareable = await runner.storable()
           const stored =
             current !== undefined &&
             rowsText !== undefined &&
-            (await this.#bounded(this.#put(key, encodeEntry(current, rowsText), ttl, copies), budget, false))
-          return { value: { result, rowsText, hit: false }, stored }
+            shareable &&
+            (await this.#bounded(this.#putResult(key, current, rowsText, ttl), budget, false))
+          return { value: { result, rowsText, hit: false, shareable }, stored }
         }
         const safeMode = this.#config.safeMode
         // Degraded: one process of the farm computes. Needs the generations, or nothing could be stored.
         if (safeMode !== false && mark.safe && current !== undefined && this.#config.mode() === 'degraded') {
-          // Another process's result may have been computed before a late joiner's read.
-          started()
-          const known = current
-          return computeUnderLock(
-            this.#store,
-            lockKey(key),
-            safeMode,
-            { compute, recheck: () => this.#recheck(key, known) },
-            this.counters,
-            (event, waitMs) => {
-              if (channels.lock.hasSubscribers) {
-                channels.lock.publish({ namespace: this.#config.namespace, key, event, ...(waitMs === undefined ? {} : { waitMs }) })
-              }
-            },
-          )
+          // Another process's result may have been computed before a late joiner's read:
+          // from here on, only callers that read these very generations may join.
+          started(current.join(','))
+          return this.#computeUnderLock(key, current, safeMode, compute)
         }
         return (await compute()).value
       },
@@ -253,10 +263,14 @@ export class CacheEngine {
     if (channels.query.hasSubscribers) {
       channels.query.publish({ namespace: this.#config.namespace, key, outcome, ...(databaseMs === undefined ? {} : { databaseMs }) })
     }
-    if (leader || flight.rowsText === undefined) {
+    if (leader) {
       return flight.result
     }
-    return { rows: decodeRows(flight.rowsText) }
+    // Rows read out of the key's scope, or that cannot be copied faithfully: run for this caller.
+    if (!flight.shareable || flight.rowsText === undefined) {
+      return runner.run(compiled, options)
+    }
+    return { rows: this.#config.codec.decodeRows(flight.rowsText) }
   }
 
   /**
@@ -279,6 +293,51 @@ export class CacheEngine {
     }
   }
 
+  /**
+   * The generations to store a result under, read before its query: those a
+   * majority held, with fresh ones for any no majority held. `undefined` when any
+   * is unknown (too few homes answered) or could not be created: nothing is stored.
+   */
+  async #current(keys: readonly string[], read: readonly QuorumRead[]): Promise<string[] | undefined> {
+    if (read.some((generation) => generation.kind === 'unknown')) return undefined
+    try {
+      return await Promise.all(keys.map((key, i) => {
+        const generation = read[i]!
+        return generation.kind === 'agreed' ? generation.value : this.#generations.create(key)
+      }))
+    } catch (error) {
+      this.#failed(error)
+      return undefined
+    }
+  }
+
+  /** A hot result gets a copy on the next node too, so a node's death does not recompute every hot key it held. */
+  #putResult(key: string, generations: readonly string[], rowsText: string, ttl: number): Promise<boolean> {
+    const copies = this.#config.hotReplicas > 1 && this.#config.statistics?.isHot(key) ? this.#config.hotReplicas : 1
+    return this.#put(key, this.#config.codec.encodeEntry(generations, rowsText), ttl, copies)
+  }
+
+  /** Degraded mode: one process of the farm computes, the others wait and re-check. */
+  #computeUnderLock(
+    key: string,
+    generations: readonly string[],
+    safeMode: SafeLockConfig,
+    compute: () => Promise<{ value: Flight; stored: boolean }>,
+  ): Promise<Flight> {
+    return computeUnderLock(
+      this.#store,
+      lockKey(key),
+      safeMode,
+      { compute, recheck: () => this.#recheck(key, generations) },
+      this.counters,
+      (event, waitMs) => {
+        if (channels.lock.hasSubscribers) {
+          channels.lock.publish({ namespace: this.#config.namespace, key, event, ...(waitMs === undefined ? {} : { waitMs }) })
+        }
+      },
+    )
+  }
+
   /** What another process stored meanwhile, if it is servable under `generations`. */
   async #recheck(key: string, generations: readonly string[]): Promise<Flight | undefined | typeof UNAVAILABLE> {
     const value = await this.#get(key)
@@ -290,7 +349,7 @@ export class CacheEngine {
 
   /** An entry computed under exactly the current generations, else `undefined`. */
   #servable(value: Buffer, generations: readonly string[]): Flight | undefined {
-    const entry = decodeEntry(value)
+    const entry = this.#config.codec.decodeEntry(value)
     if (entry === undefined || entry.generations.length !== generations.length) {
       return undefined
     }
@@ -300,17 +359,7 @@ export class CacheEngine {
       }
     }
     try {
-      return { result: { rows: decodeRows(entry.rowsText) }, rowsText: entry.rowsText, hit: true }
-    } catch (error) {
-      this.#failed(error)
-      return undefined
-    }
-  }
-
-  /** The generations to store with a result: those read, creating any that were missing. */
-  async #ensure(keys: readonly string[], read: readonly (string | undefined)[]): Promise<string[] | undefined> {
-    try {
-      return await Promise.all(keys.map((key, i) => read[i] ?? this.#generations.ensure(key)))
+      return { result: { rows: this.#config.codec.decodeRows(entry.rowsText) }, rowsText: entry.rowsText, hit: true, shareable: true }
     } catch (error) {
       this.#failed(error)
       return undefined
@@ -318,17 +367,10 @@ export class CacheEngine {
   }
 
   #encode(rows: readonly unknown[]): string | undefined {
-    try {
-      return encodeRows(rows)
-    } catch (error) {
-      this.#failed(error)
-      return undefined
-    }
-  }
-
-  async #getGeneration(key: string): Promise<string | undefined | typeof FAILED> {
-    const value = await this.#get(key)
-    return value === undefined || value === FAILED ? value : value.toString('latin1')
+    const text = this.#config.codec.encodeRows(rows)
+    // Rows the codec cannot bring back as they are (it warns once): not a cache failure, so not onError.
+    if (text === undefined) this.counters.uncacheable++
+    return text
   }
 
   async #get(key: string): Promise<Buffer | undefined | typeof FAILED> {
@@ -351,13 +393,18 @@ export class CacheEngine {
     }
     warm.replayedBy = this
     const { entry } = warm
-    const key = queryKey(this.#config.namespace, entry.sql, entry.parameters, entry.tags)
+    const scope = await runner.keyScope()
+    // Its rows would not be the key scope's: skipped.
+    if (scope === undefined) return
+    // `entry.tables` were recorded resolved in the scope of the read, as the key was.
+    const key = queryKey(this.#config.namespace, entry.sql, entry.parameters, entry.tags, scope.id)
     const generationKeys = this.#generations.keysFor(entry.tables, entry.tags)
-    const read = await Promise.all(generationKeys.map((k) => this.#getGeneration(k)))
-    if (read.includes(FAILED)) {
+    // Read before the replay's query, as a miss does: a write after this read replaces them.
+    const read = await Promise.all(generationKeys.map((k) => this.#generations.read(k)))
+    if (read.some((generation) => generation.kind === 'unknown')) {
       throw new StoreUnavailableError(`cannot read the generations of ${JSON.stringify(key)}`)
     }
-    const current = read.includes(undefined) ? await this.#ensure(generationKeys, read as (string | undefined)[]) : (read as string[])
+    const current = await this.#current(generationKeys, read)
     if (current === undefined) {
       throw new StoreUnavailableError(`cannot create the generations of ${JSON.stringify(key)}`)
     }
@@ -371,7 +418,7 @@ export class CacheEngine {
       throw error
     }
     const rowsText = this.#encode(result.rows)
-    warm.stored = rowsText !== undefined && (await this.#put(key, encodeEntry(current, rowsText), entry.ttl))
+    warm.stored = rowsText !== undefined && (await runner.storable()) && (await this.#put(key, this.#config.codec.encodeEntry(current, rowsText), entry.ttl))
   }
 
   /**
@@ -445,7 +492,9 @@ export class CacheEngine {
     }
   }
 
-  async #afterWrite(runner: QueryRunner, writes: WriteSet): Promise<void> {
+  async #afterWrite(runner: QueryRunner, statementWrites: WriteSet): Promise<void> {
+    // The tables as the database resolved them for this connection, while it is held.
+    const writes = await runner.resolveWrites(statementWrites)
     const pending = runner.transactionWrites
     if (pending === undefined) {
       await this.commit(writes)

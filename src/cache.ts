@@ -1,6 +1,8 @@
 import type { Dialect } from 'kysely'
 import { CacheEngine } from './cache-engine.js'
+import { Codec, validateTypes, type CacheType } from './codec.js'
 import { createCachingDialect } from './dialect.js'
+import { resolveWrapOptions, type WrapDialectOptions } from './scope.js'
 import { validateNamespace } from './key.js'
 import { describe, validateDelay, validatePositive, validatePositiveInteger, validateTags, validateTtl } from './options.js'
 import type { CacheStats } from './stats.js'
@@ -83,6 +85,13 @@ export interface QueryCacheOptions {
     | { readonly capacity?: number; readonly halfLifeMs?: number; readonly shareEveryMs?: number | false; readonly farmCapacity?: number }
   /** A prom-client registry to publish metrics on (names in docs/operations.md). */
   readonly metrics?: { readonly registry: Registry }
+  /**
+   * The application's own classes in rows (what custom pg type parsers return), as
+   * superjson custom transformers: `{ name, isApplicable, serialize, deserialize }`.
+   * Results holding any other class are not cached. The sorted names version the
+   * entries: caches with different lists never read each other's.
+   */
+  readonly types?: readonly CacheType[]
 }
 
 /** What `onEvent` receives. */
@@ -98,8 +107,17 @@ export interface InvalidateTarget {
 }
 
 export interface QueryCache {
-  /** Wraps a dialect so `.cached()` queries use this cache and writes invalidate it. */
-  wrapDialect(dialect: Dialect): Dialect
+  /**
+   * Wraps a dialect so `.cached()` queries use this cache and writes invalidate it.
+   * Its keys are scoped to the database, role and search_path its first connection
+   * reports, or to `options.scope` (see docs/guarantees.md, "Key scope").
+   *
+   * ```ts
+   * const tenantA = cache.wrapDialect(new PostgresDialect({ pool: new pg.Pool({ options: '-c search_path=tenant_a' }) }))
+   * const named = cache.wrapDialect(dialect, { scope: 'tenant-a', searchPath: ['tenant_a'] })
+   * ```
+   */
+  wrapDialect(dialect: Dialect, options?: WrapDialectOptions): Dialect
   /**
    * Invalidates cached results in every process sharing the store. Resolves
    * `false` when the store could not record it (the failure is counted).
@@ -139,7 +157,7 @@ export interface QueryCache {
 const KNOWN_OPTIONS = new Set([
   'servers', 'store', 'namespace', 'defaultTtl', 'timeoutMs', 'failureThreshold', 'retryAfterMs',
   'fallbackTtl', 'maxValueBytes', 'generationReplicas', 'hotReplicas', 'memory', 'defaultSchema', 'onError',
-  'safeMode', 'modeRefreshMs', 'settleMs', 'onEvent', 'statistics', 'metrics',
+  'safeMode', 'modeRefreshMs', 'settleMs', 'onEvent', 'statistics', 'metrics', 'types',
 ])
 
 /**
@@ -180,6 +198,7 @@ export function createQueryCache(options: QueryCacheOptions = {}): QueryCache {
   const refreshMs = validateDelay(options.modeRefreshMs ?? 1000, 'modeRefreshMs')
   const timeoutMs = validateDelay(options.timeoutMs ?? 250, 'timeoutMs')
   const settleMs = options.settleMs === 0 ? 0 : validateDelay(options.settleMs ?? 30_000, 'settleMs')
+  const codec = new Codec(validateTypes(options.types ?? []))
 
   const statisticsOptions = options.statistics ?? {}
   if (statisticsOptions !== false && (statisticsOptions === null || typeof statisticsOptions !== 'object')) {
@@ -215,6 +234,7 @@ export function createQueryCache(options: QueryCacheOptions = {}): QueryCache {
     mode: () => modeView?.mode ?? 'normal',
     statistics,
     hotReplicas,
+    codec,
     onError,
   })
   // One process has nothing to coordinate: the embedded store needs no mode.
@@ -313,7 +333,7 @@ export function createQueryCache(options: QueryCacheOptions = {}): QueryCache {
         warming = { ...warming, running: false }
       }
     },
-    wrapDialect: (dialect) => createCachingDialect(dialect, engine),
+    wrapDialect: (dialect, wrapOptions) => createCachingDialect(dialect, engine, resolveWrapOptions(wrapOptions, defaultSchema)),
     invalidate: async (target) => {
       if (target === null || typeof target !== 'object') {
         throw new TypeError(`invalidate() takes { tables?, tags?, all? }, got ${describe(target)}`)

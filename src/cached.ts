@@ -25,6 +25,12 @@ export interface CachedOptions {
    * queries on a miss, still once per process): for cheap queries not worth a wait.
    */
   readonly safe?: boolean
+  /**
+   * `true` caches the query even though it calls a volatile function (`now()`,
+   * `random()`, `current_timestamp`, …), freezing its value for the TTL. Functions
+   * with side effects (`nextval()`, advisory locks, …) are never cached.
+   */
+  readonly volatile?: boolean
 }
 
 /** What `.cached()` attached to one compiled query node. */
@@ -33,6 +39,8 @@ export interface CacheMark {
   /** Sorted and de-duplicated, so the same set of tags always derives the same key. */
   readonly tags: readonly string[]
   readonly safe: boolean
+  /** Cache it even if it calls volatile functions. */
+  readonly volatile: boolean
   /** The builder's own node, shared by every execution: the place to memoise analysis. */
   readonly source: RootOperationNode
 }
@@ -55,6 +63,7 @@ class CachedMarkerPlugin implements KyselyPlugin {
   readonly #ttl: number | undefined
   readonly #tags: readonly string[]
   readonly #safe: boolean
+  readonly #volatile: boolean
 
   constructor(options: CachedOptions) {
     if (options === null || typeof options !== 'object') {
@@ -64,6 +73,10 @@ class CachedMarkerPlugin implements KyselyPlugin {
       throw new TypeError(`safe must be a boolean, got ${describe(options.safe)}`)
     }
     this.#safe = options.safe ?? true
+    if (options.volatile !== undefined && typeof options.volatile !== 'boolean') {
+      throw new TypeError(`volatile must be a boolean, got ${describe(options.volatile)}`)
+    }
+    this.#volatile = options.volatile ?? false
     this.#ttl = options.ttl === undefined ? undefined : validateTtl(options.ttl, 'ttl')
     this.#tags = options.tags === undefined ? [] : [...new Set(validateTags(options.tags, 'tags'))].sort()
   }
@@ -72,7 +85,7 @@ class CachedMarkerPlugin implements KyselyPlugin {
     // A fresh node per execution: the builder's node is shared with its clones and
     // with the same builder run without `.cached()`, so it must never carry the mark.
     const marked = Object.freeze({ ...node })
-    marks.set(marked, { ttl: this.#ttl, tags: this.#tags, safe: this.#safe, source: node })
+    marks.set(marked, { ttl: this.#ttl, tags: this.#tags, safe: this.#safe, volatile: this.#volatile, source: node })
     return marked
   }
 

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { namespaceGenerationKey, tableGenerationKey, tagGenerationKey } from './key.js'
-import { StoreUnavailableError, type Store } from './store/store.js'
+import { readQuorum, writeQuorum, type QuorumRead } from './quorum.js'
+import type { Store } from './store/store.js'
 
 /**
  * Generations decide whether a cached result is still current. Every result is
@@ -10,10 +11,13 @@ import { StoreUnavailableError, type Store } from './store/store.js'
  * recorded generations differ from the current ones is never served.
  *
  * A generation is an opaque token that is never reused (clock plus randomness),
- * compared for equality only. It lives in the store, so a write in one process
- * invalidates what every process cached, and it is replicated on several nodes
- * (see {@link Store.getReplicas}): losing the node that holds `person`'s
- * generation must not invalidate every cached read of `person`.
+ * compared for equality only. It lives on the key's homes, a fixed set of
+ * nodes, and is read and written by majority (see quorum.ts): a token read that
+ * way is never older than the last bump that returned, whatever the nodes did
+ * (restarted empty, paused, flushed, seen down by some processes only). Nothing
+ * ever copies a token from one node to another, since a copy could resurrect
+ * one that a bump replaced; a generation that no majority holds is replaced by
+ * a fresh one, which only invalidates.
  */
 export class Generations {
   readonly #store: Store
@@ -26,7 +30,7 @@ export class Generations {
     this.#replicas = replicas
   }
 
-  /** Generation keys for a result, namespace first, in a fixed order. Read them with `store.get`. */
+  /** Generation keys for a result, namespace first, in a fixed order. */
   keysFor(tables: readonly string[], tags: readonly string[]): string[] {
     const keys = [namespaceGenerationKey(this.#namespace)]
     for (const table of tables) keys.push(tableGenerationKey(this.#namespace, table))
@@ -34,43 +38,37 @@ export class Generations {
     return keys
   }
 
-  /**
-   * The generation of a key `get` found missing: copied from another replica
-   * when one still has it (the node that holds the first copy came back empty),
-   * else created fresh. Only ever `add`s, so it cannot undo a concurrent bump.
-   */
-  async ensure(key: string): Promise<string> {
-    const copies = await this.#store.getReplicas(key, this.#replicas)
-    const first = copies[0]
-    if (first instanceof Buffer) {
-      return first.toString('latin1')
+  /** The current generation at `key` by majority; never rejects. */
+  async read(key: string): Promise<QuorumRead> {
+    let answers: Array<Promise<Buffer | undefined>>
+    try {
+      answers = this.#store.readHomes(key, this.#replicas)
+    } catch {
+      return { kind: 'unknown' }
     }
-    const survivor = copies.find((copy): copy is Buffer => copy instanceof Buffer)
-    const token = survivor === undefined ? freshGeneration() : survivor.toString('latin1')
-    const added = await this.#store.addReplicas(key, Buffer.from(token, 'latin1'), 0, this.#replicas)
-    if (added[0] === true) {
-      return token
-    }
-    const current = await this.#store.get(key)
-    if (current === undefined) {
-      throw new StoreUnavailableError(`generation ${JSON.stringify(key)} could neither be read nor created`)
-    }
-    return current.toString('latin1')
+    return readQuorum(answers)
   }
 
-  /** Replaces the generations of written tables and tags (`namespace`: of every result). */
+  /**
+   * A fresh generation for a key no majority holds, written to a majority of its
+   * homes. Rejects when that many could not be written: then nothing may be stored.
+   */
+  async create(key: string): Promise<string> {
+    const token = freshGeneration()
+    await writeQuorum(this.#store.writeHomes(key, Buffer.from(token, 'latin1'), 0, this.#replicas))
+    return token
+  }
+
+  /**
+   * Replaces the generations of written tables and tags (`namespace`: of every
+   * result). Resolves once each is on a majority of its homes; rejects otherwise.
+   */
   async bump(target: { tables?: readonly string[]; tags?: readonly string[]; namespace?: boolean }): Promise<void> {
     const keys: string[] = []
     if (target.namespace) keys.push(namespaceGenerationKey(this.#namespace))
     for (const table of target.tables ?? []) keys.push(tableGenerationKey(this.#namespace, table))
     for (const tag of target.tags ?? []) keys.push(tagGenerationKey(this.#namespace, tag))
-    await Promise.all(
-      keys.map(async (key) => {
-        const [first] = await this.#store.setReplicas(key, Buffer.from(freshGeneration(), 'latin1'), 0, this.#replicas)
-        // Readers read the first copy: if that one missed the bump, the invalidation did not happen.
-        if (first !== true) throw first
-      }),
-    )
+    await Promise.all(keys.map((key) => this.create(key)))
   }
 }
 

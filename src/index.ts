@@ -1,5 +1,7 @@
 export { createQueryCache } from './cache.js'
 export type { CacheEvent, InvalidateTarget, QueryCache, QueryCacheOptions } from './cache.js'
+export type { WrapDialectOptions } from './scope.js'
+export type { CacheType, JsonValue } from './codec.js'
 export type { ModeChange } from './mode.js'
 export { ORIGINAL_SAFE_MODE } from './safe-lock.js'
 export type { SafeModeOptions } from './safe-lock.js'

@@ -29,7 +29,8 @@ function safeName(name: string): string {
 }
 
 /**
- * The key of a query's cached result: namespace, SQL text, parameters and tags.
+ * The key of a query's cached result: namespace, SQL text, parameters, tags and
+ * the scope the rows were read in (database, role, search_path: see scope.ts).
  * Stable across processes and restarts; `null`, `undefined` and `'null'` differ,
  * Dates count by instant, Buffers by content.
  */
@@ -38,8 +39,9 @@ export function queryKey(
   sql: string,
   parameters: readonly unknown[],
   tags: readonly string[],
+  scope: string,
 ): string {
-  let text = sql + '\u0000'
+  let text = `${scope.length}:${scope}\u0003${sql}\u0000`
   for (const parameter of parameters) {
     text += encodeParameter(parameter) + '\u0001'
   }

@@ -7,7 +7,7 @@ import type { Pool } from 'pg'
 import { createQueryCache } from './cache.js'
 import type { QueryCache } from './cache.js'
 import { FarmStatistics } from './farm-statistics.js'
-import { namespaceGenerationKey, queryKey, tableGenerationKey, tagGenerationKey, validateNamespace } from './key.js'
+import { validateNamespace } from './key.js'
 import { flushNode, probeNode, readNodeStats } from './node-probe.js'
 import type { ProbeResult } from './node-probe.js'
 import { formatDuration } from './duration.js'
@@ -773,7 +773,7 @@ class TierMonitor implements Monitor {
   #ownedEntries(node: string, manifest: WarmupManifest | undefined = this.#manifest): WarmupEntry[] {
     const ring = this.#ring
     if (manifest === undefined || ring === undefined) return []
-    return manifest.entries.filter((entry) => ownerOf(ring, this.#config.namespace, entry) === node)
+    return manifest.entries.filter((entry) => ownerOf(ring, entry) === node)
   }
 
   /** Starts the next queued warm-up unless one runs: one at a time, so the database sees `concurrency` queries at most. */
@@ -898,9 +898,7 @@ class TierMonitor implements Monitor {
   /**
    * Replays `entries` (the ones `job.node` owns) into memcached through a cache
    * client of its own whose ring has the returning node and the healthy ones,
-   * then drops the generation copies the replay may have written to the
-   * returning node, so the processes read those from the nodes that saw every
-   * write meanwhile. Logs one line with the report.
+   * under generations read by majority, like any miss. Logs one line with the report.
    */
   async #runWarmup(job: WarmupJob, manifest: WarmupManifest, entries: readonly WarmupEntry[], warmup: WarmupConfig): Promise<void> {
     const config = this.#config
@@ -948,7 +946,7 @@ class TierMonitor implements Monitor {
           db,
           concurrency: warmup.concurrency,
           signal: job.controller.signal,
-          filter: (entry) => wanted.has(entry.key) && ownerOf(this.#ring!, config.namespace, entry) === node,
+          filter: (entry) => wanted.has(entry.key) && ownerOf(this.#ring!, entry) === node,
           onProgress: (progress) => {
             job.done = progress.done
             job.total = progress.total
@@ -970,12 +968,10 @@ class TierMonitor implements Monitor {
         this.#log(`node ${node} was flushed by someone else during its warm-up (a process or another monitor); warming it again`)
       }
     } finally {
-      // Close before listing the node up: a replay still in flight must not write after the generation copies are checked.
+      // Close before listing the node up, so no replay is still writing when it is.
       const closing = Promise.all([db?.destroy().catch(() => {}), cache?.close().catch(() => {})])
       await Promise.race([closing, delay(WARMUP_GRACE_MS)])
       if (db === undefined && pool !== undefined) await pool.end().catch(() => {})
-      // A node already listed up took every write meanwhile: its copies are as current as any.
-      if (cache !== undefined && job.kind === 'return') await this.#reconcileGenerations(node, entries)
       this.#logWarmup(job, report, gaveUp, warmup)
     }
   }
@@ -987,74 +983,6 @@ class TierMonitor implements Monitor {
    */
   #heldDownFor(node: string): Set<string> {
     return new Set([...this.#down.entries()].filter(([id, down]) => id !== node && down.warm !== 'done').map(([id]) => id))
-  }
-
-  /**
-   * The replay read each generation the usual way and, where the returning node
-   * is a replica and had none (it was flushed), copied it there from another
-   * replica, or created it when no node had one. A write made by a process
-   * meanwhile replaces the generation on the nodes that process uses and sends
-   * it only best effort to the nodes it holds down, the returning one included:
-   * had that send failed, the returning node's copy would be older than the
-   * others and, as the first replica read, hide the write. So each copy on the
-   * returning node that differs from a copy on another live node is deleted: the
-   * processes restore it from the other replicas (a memcached round trip, no
-   * database work). A copy no other live node has (every node restarted) is the
-   * only one and stays. If the copies cannot be checked, the node is flushed
-   * again: cold, but never stale.
-   */
-  async #reconcileGenerations(node: string, entries: readonly WarmupEntry[]): Promise<void> {
-    const config = this.#config
-    const namespace = config.namespace
-    const keys = new Set<string>([namespaceGenerationKey(namespace)])
-    for (const entry of entries) {
-      for (const table of entry.tables) keys.add(tableGenerationKey(namespace, table))
-      for (const tag of entry.tags) keys.add(tagGenerationKey(namespace, tag))
-    }
-    const timeoutMs = Math.max(config.probeTimeoutMs, 250)
-    const only = new MemcachedStore({ servers: [node], timeoutMs, failureThreshold: Number.MAX_SAFE_INTEGER })
-    const others = new MemcachedStore({ servers: config.servers, timeoutMs, failureThreshold: Number.MAX_SAFE_INTEGER })
-    const heldDown = this.#heldDownFor(node)
-    heldDown.add(node)
-    others.holdDown(heldDown, 'probe')
-    const anyOther = heldDown.size < config.nodes.length
-    let stale = 0
-    try {
-      const checked = await Promise.allSettled(
-        [...keys].map(async (key) => {
-          const mine = await only.get(key)
-          if (mine === undefined || !anyOther) return
-          let copies: Array<Buffer | undefined | Error> | undefined
-          try {
-            copies = await others.getReplicas(key, config.nodes.length)
-          } catch {
-            // Unknown: deleting is always safe (it only costs a restore).
-          }
-          if (copies === undefined || copies.some((copy) => copy instanceof Error || (copy instanceof Buffer && !copy.equals(mine)))) {
-            await only.delete(key)
-            stale++
-          }
-        }),
-      )
-      const failed = checked.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected')
-      if (stale > 0) this.#log(`node ${node}: deleted ${plural(stale, 'generation copy', 'generation copies')} older than the other nodes' (a write during the warm-up)`)
-      if (failed === undefined) return
-      this.#log(`node ${node}: cannot check the generation copies the warm-up wrote (${errorMessage(failed.reason)}); flushing it again`)
-      try {
-        await flushNode(config.nodes.find((address) => address.id === node)!, timeoutMs)
-      } catch (error) {
-        // Not listed up then: it is flushed again (and warmed anew) once it answers.
-        const down = this.#down.get(node)
-        if (down !== undefined) {
-          down.warm = undefined
-          down.reason = 'flush failed'
-          down.message = errorMessage(error)
-        }
-        this.#log(`node ${node} stays down: ${errorMessage(error)}`)
-      }
-    } finally {
-      await Promise.all([only.close().catch(() => {}), others.close().catch(() => {})])
-    }
   }
 
   #logWarmup(job: WarmupJob, report: WarmupReport | undefined, gaveUp: boolean, warmup: WarmupConfig): void {
@@ -1230,13 +1158,9 @@ function round3(value: number): number {
   return Math.round(value * 1000) / 1000
 }
 
-/** The node that owns `entry`'s key on `ring`; `undefined` when no key can be made of it. */
-function ownerOf(ring: MemcachedStore, namespace: string, entry: WarmupEntry): string | undefined {
-  try {
-    return ring.nodeFor(queryKey(namespace, entry.sql, entry.parameters, entry.tags))
-  } catch {
-    return undefined
-  }
+/** The node that owns `entry`'s key on `ring`: the key as recorded, since it holds the scope of the read. */
+function ownerOf(ring: MemcachedStore, entry: WarmupEntry): string {
+  return ring.nodeFor(entry.key)
 }
 
 /** The URL without its password, for logs. */

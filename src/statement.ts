@@ -19,11 +19,13 @@ import type {
   UsingNode,
   WithNode,
 } from 'kysely'
+import { sqlVolatility, worseVolatility, type Volatility } from './function-volatility.js'
 
 /** What a compiled Kysely statement does to which tables. */
 export interface StatementInfo {
   /**
-   * - `'read'`: only reads; safe to cache and to tag with `reads`.
+   * - `'read'`: only reads tables; safe to cache and to tag with `reads` when
+   *   `volatility` is `'stable'`.
    * - `'write'`: contains insert/update/delete/merge anywhere (e.g. inside a
    *   CTE) and every statement target is listed in `writes`. `reads` may be
    *   incomplete (a raw FROM item in a write does not make it opaque).
@@ -45,6 +47,13 @@ export interface StatementInfo {
    * CTE body, a write target that is not a plain table): invalidate everything.
    */
   readonly hiddenWrites: boolean
+  /**
+   * The worst function the statement calls, by name (see function-volatility.ts):
+   * `'volatile'` (`now()`, `random()`) changes without a write, `'side-effect'`
+   * (`nextval()`, advisory locks) changes something when called. Found in function
+   * calls and in raw SQL fragments; schema statements are not looked into (`'stable'`).
+   */
+  readonly volatility: Volatility
 }
 
 /**
@@ -70,9 +79,10 @@ export function normalizeTableName(name: string, defaultSchema = 'public'): stri
  * as read.
  *
  * Known limits (caller's responsibility): only what the SQL text names is
- * seen. Views, table functions and volatile functions (`nextval()`, `now()`)
- * are not seen through (a view is reported under its own name), and writes
- * made by triggers, rules or `on delete cascade` foreign keys are not listed.
+ * seen. Views and user-defined functions are not seen through (a view is
+ * reported under its own name, a function that calls `nextval()` is
+ * `'stable'`), and writes made by triggers, rules or `on delete cascade`
+ * foreign keys are not listed.
  */
 export function analyzeStatement(node: RootOperationNode, defaultSchema = 'public'): StatementInfo {
   let memo = memoBySchema.get(defaultSchema)
@@ -90,7 +100,11 @@ export function analyzeStatement(node: RootOperationNode, defaultSchema = 'publi
 const memoBySchema = new Map<string, WeakMap<object, StatementInfo>>()
 
 const EMPTY: readonly string[] = Object.freeze([])
-const OPAQUE: StatementInfo = Object.freeze({ kind: 'opaque', reads: EMPTY, writes: EMPTY, hiddenWrites: true })
+const OPAQUE: Readonly<Record<Volatility, StatementInfo>> = {
+  stable: Object.freeze({ kind: 'opaque', reads: EMPTY, writes: EMPTY, hiddenWrites: true, volatility: 'stable' }),
+  volatile: Object.freeze({ kind: 'opaque', reads: EMPTY, writes: EMPTY, hiddenWrites: true, volatility: 'volatile' }),
+  'side-effect': Object.freeze({ kind: 'opaque', reads: EMPTY, writes: EMPTY, hiddenWrites: true, volatility: 'side-effect' }),
+}
 
 /** CTE names visible at a point of the tree, innermost first. */
 interface Scope {
@@ -107,6 +121,7 @@ interface Acc {
   hiddenWrites: boolean
   /** Result cannot be cached (unknown reads, locks, explain). */
   uncacheable: boolean
+  volatility: Volatility
 }
 
 type AnyNode = OperationNode & Record<string, unknown>
@@ -119,25 +134,41 @@ function analyzeUncached(root: RootOperationNode, defaultSchema: string): Statem
     case 'DeleteQueryNode':
     case 'MergeQueryNode':
       break
+    case 'RawNode': {
+      // Raw SQL: we cannot tell what it touches, only what it calls.
+      const acc = newAcc(defaultSchema)
+      walk(root, undefined, acc)
+      return OPAQUE[acc.volatility]
+    }
     default:
-      // Raw SQL, DDL and any root kind added by a later Kysely: we cannot
-      // tell what it touches.
-      return OPAQUE
+      // DDL and any root kind added by a later Kysely: we cannot tell what it touches.
+      return OPAQUE.stable
   }
-  const acc: Acc = {
+  const acc = newAcc(defaultSchema)
+  walk(root, undefined, acc)
+  // An opaque write with known targets would be the worst outcome if the
+  // caller skips invalidation for opaque statements, so a write whose targets
+  // are all known stays 'write' even when its reads are not.
+  const kind = acc.hiddenWrites ? 'opaque' : acc.hasWrite ? 'write' : acc.uncacheable ? 'opaque' : 'read'
+  return Object.freeze({
+    kind,
+    reads: toSorted(acc.reads),
+    writes: toSorted(acc.writes),
+    hiddenWrites: acc.hiddenWrites,
+    volatility: acc.volatility,
+  })
+}
+
+function newAcc(defaultSchema: string): Acc {
+  return {
     defaultSchema,
     reads: new Set(),
     writes: new Set(),
     hasWrite: false,
     hiddenWrites: false,
     uncacheable: false,
+    volatility: 'stable',
   }
-  walk(root, undefined, acc)
-  // An opaque write with known targets would be the worst outcome if the
-  // caller skips invalidation for opaque statements, so a write whose targets
-  // are all known stays 'write' even when its reads are not.
-  const kind = acc.hiddenWrites ? 'opaque' : acc.hasWrite ? 'write' : acc.uncacheable ? 'opaque' : 'read'
-  return Object.freeze({ kind, reads: toSorted(acc.reads), writes: toSorted(acc.writes), hiddenWrites: acc.hiddenWrites })
 }
 
 function toSorted(set: Set<string>): readonly string[] {
@@ -212,10 +243,13 @@ function walk(node: OperationNode, scope: Scope | undefined, acc: Acc): void {
 
     // A bare table as a function argument is a whole-row reference to a FROM
     // item (`to_json(p)`, `json_agg(p)`), often an alias: not a table read.
+    // Kysely prints `func` as written (`pg_catalog.nextval`, `"now"`), so it is read as SQL.
     case 'FunctionNode':
+      noteCalls(`${(node as FunctionNode).func}(`, acc)
       walkArgs((node as FunctionNode).arguments, scope, acc)
       return
     case 'AggregateFunctionNode':
+      noteCalls(`${(node as AggregateFunctionNode).func}(`, acc)
       walkArgs((node as AggregateFunctionNode).aggregated, scope, acc)
       walkChildren(node as AnyNode, scope, acc, 'aggregated')
       return
@@ -230,11 +264,24 @@ function walk(node: OperationNode, scope: Scope | undefined, acc: Acc): void {
       return
     }
 
+    case 'RawNode': {
+      // A sql`now()` fragment inside a builder query. Joined so a literal
+      // around a parameter (`'%${x}%'`) stays one literal.
+      const fragments = (node as RawNode).sqlFragments
+      noteCalls(fragments.length === 1 ? (fragments[0] as string) : fragments.join(' '), acc)
+      // Its parameters may hold subqueries.
+      walkChildren(node as AnyNode, scope, acc, undefined)
+      return
+    }
+
     default:
-      // Covers RawNode (its parameters may hold subqueries) and any node kind
-      // not listed here, including ones added by later Kysely versions.
+      // Any node kind not listed here, including ones added by later Kysely versions.
       walkChildren(node as AnyNode, scope, acc, undefined)
   }
+}
+
+function noteCalls(sqlText: string, acc: Acc): void {
+  if (acc.volatility !== 'side-effect') acc.volatility = worseVolatility(acc.volatility, sqlVolatility(sqlText))
 }
 
 const LOCKING: ReadonlySet<string> = new Set(['ForUpdate', 'ForNoKeyUpdate', 'ForShare', 'ForKeyShare'])

@@ -16,7 +16,10 @@ export interface CacheStats {
   readonly coalesced: number
   /** Results not stored because they exceed the store's item size limit. */
   readonly oversize: number
-  /** `.cached()` queries that cannot be cached (e.g. a raw SQL fragment as a FROM item). */
+  /**
+   * `.cached()` queries that cannot be cached (e.g. a raw SQL fragment as a FROM item), and
+   * results not stored because they hold a value the codec cannot bring back as itself.
+   */
   readonly uncacheable: number
   /** Degraded-mode misses that won the farm-wide `safe-` lock and computed the result. */
   readonly lockAcquired: number

@@ -7,7 +7,7 @@ import { Kysely } from 'kysely'
 import { lockKey, queryKey } from '../src/key.js'
 import { startMonitor, type Monitor } from '../src/monitor.js'
 import { MemcachedStore } from '../src/store/memcached-store.js'
-import { createSchema, openPostgres, type DB, type TestDatabase } from './harness/database.js'
+import { createSchema, scopeOf, openPostgres, type DB, type TestDatabase } from './harness/database.js'
 import { executionsSoFar, expensiveQuery } from './harness/expensive-query.js'
 import { closeClient, createClient, freshNamespace } from './harness/farm.js'
 import { startMemcached, type MemcachedCluster } from './harness/memcached.js'
@@ -113,7 +113,7 @@ describe('a farm of processes with one memcached node killed', () => {
     const compiler = new Kysely<DB>({ dialect: database.dialect() })
     const { sql, parameters } = expensiveQuery(compiler, 1).compile()
     await compiler.destroy()
-    const lock = lockKey(queryKey(namespace, sql, parameters, []))
+    const lock = lockKey(queryKey(namespace, sql, parameters, [], await scopeOf(database)))
     const probe = new MemcachedStore({ servers: memcached.servers, failureThreshold: 1 })
     try {
       const before = await executionsSoFar(database.schema)

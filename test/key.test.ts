@@ -6,38 +6,39 @@ const memcachedSafe = /^[\x21-\x7e]{1,250}$/
 
 describe('cache keys', () => {
   it('tell null, undefined and the string "null" apart', () => {
-    const keys = [[null], [undefined], ['null'], [0], ['0'], [0n], [false], []].map((p) => queryKey('ns', 'select $1', p, []))
+    const keys = [[null], [undefined], ['null'], [0], ['0'], [0n], [false], []].map((p) => queryKey('ns', 'select $1', p, [], 'db'))
     expect(new Set(keys).size).toBe(keys.length)
   })
 
   it('count Dates by instant and Buffers by content', () => {
     const instant = Date.UTC(2024, 0, 2, 3, 4, 5)
-    expect(queryKey('ns', 's', [new Date(instant)], [])).toBe(queryKey('ns', 's', [new Date(instant)], []))
-    expect(queryKey('ns', 's', [new Date(instant)], [])).not.toBe(queryKey('ns', 's', [new Date(instant + 1)], []))
-    expect(queryKey('ns', 's', [Buffer.from('ab')], [])).toBe(queryKey('ns', 's', [new Uint8Array([97, 98])], []))
-    expect(queryKey('ns', 's', [Buffer.from('ab')], [])).not.toBe(queryKey('ns', 's', [Buffer.from('ac')], []))
+    expect(queryKey('ns', 's', [new Date(instant)], [], 'db')).toBe(queryKey('ns', 's', [new Date(instant)], [], 'db'))
+    expect(queryKey('ns', 's', [new Date(instant)], [], 'db')).not.toBe(queryKey('ns', 's', [new Date(instant + 1)], [], 'db'))
+    expect(queryKey('ns', 's', [Buffer.from('ab')], [], 'db')).toBe(queryKey('ns', 's', [new Uint8Array([97, 98])], [], 'db'))
+    expect(queryKey('ns', 's', [Buffer.from('ab')], [], 'db')).not.toBe(queryKey('ns', 's', [Buffer.from('ac')], [], 'db'))
   })
 
   it('do not let parameter boundaries collide', () => {
-    expect(queryKey('ns', 's', ['a', 'bc'], [])).not.toBe(queryKey('ns', 's', ['ab', 'c'], []))
-    expect(queryKey('ns', 's', [['a', 'b']], [])).not.toBe(queryKey('ns', 's', ['a', 'b'], []))
-    expect(queryKey('ns', 's', [{ a: 1 }], [])).not.toBe(queryKey('ns', 's', [{ a: '1' }], []))
+    expect(queryKey('ns', 's', ['a', 'bc'], [], 'db')).not.toBe(queryKey('ns', 's', ['ab', 'c'], [], 'db'))
+    expect(queryKey('ns', 's', [['a', 'b']], [], 'db')).not.toBe(queryKey('ns', 's', ['a', 'b'], [], 'db'))
+    expect(queryKey('ns', 's', [{ a: 1 }], [], 'db')).not.toBe(queryKey('ns', 's', [{ a: '1' }], [], 'db'))
   })
 
-  it('depend on namespace, SQL and tags, and are stable', () => {
-    const key = queryKey('ns', 'select 1', [1], ['t'])
-    expect(key).toBe(queryKey('ns', 'select 1', [1], ['t']))
-    expect(key).not.toBe(queryKey('other', 'select 1', [1], ['t']))
-    expect(key).not.toBe(queryKey('ns', 'select 2', [1], ['t']))
-    expect(key).not.toBe(queryKey('ns', 'select 1', [1], []))
+  it('depend on namespace, scope, SQL and tags, and are stable', () => {
+    const key = queryKey('ns', 'select 1', [1], ['t'], 'db')
+    expect(key).toBe(queryKey('ns', 'select 1', [1], ['t'], 'db'))
+    expect(key).not.toBe(queryKey('other', 'select 1', [1], ['t'], 'db'))
+    expect(key).not.toBe(queryKey('ns', 'select 2', [1], ['t'], 'db'))
+    expect(key).not.toBe(queryKey('ns', 'select 1', [1], [], 'db'))
+    expect(key).not.toBe(queryKey('ns', 'select 1', [1], ['t'], 'other db'))
     // Pinned: a change of derivation would orphan every cached entry of a running farm.
-    expect(queryKey('ns', 'select 1', [1, 'a', null], [])).toMatchInlineSnapshot(`"ns:q:itiVM7Nh0WHFdUZbcSaz2Hs_oAzqrFIZfiIFzr2boVQ"`)
+    expect(queryKey('ns', 'select 1', [1, 'a', null], [], 'db')).toMatchInlineSnapshot(`"ns:q:TgX71bWDGjXUvDyQaYC528wOZyrRRG7l4RUvdUGC8RM"`)
   })
 
   it('stay within 250 bytes without spaces or control characters, whatever the SQL and names', () => {
     const sql = `select * from "weird table\n\t" where x = ${'y'.repeat(10_000)}`
     for (const key of [
-      queryKey('a-namespace.of_64.chars'.padEnd(64, 'x'), sql, ['\u0000 \r\n'], ['tag with spaces']),
+      queryKey('a-namespace.of_64.chars'.padEnd(64, 'x'), sql, ['\u0000 \r\n'], ['tag with spaces'], 'db'),
       tableGenerationKey('ns', 'public.weird table\n'),
       tableGenerationKey('ns', 'x'.repeat(1000)),
       tagGenerationKey('ns', 'person:1 \u0001'),

@@ -419,9 +419,8 @@ describe('MemcachedStore when nodes fail', () => {
     expect(holders.filter(Boolean)).toHaveLength(2)
     expect(holders[0]).toBe(true)
 
-    expect(await store.addReplicas(key, Buffer.from('g2'), 0, 3)).toEqual([false, false, true])
     const copies = await store.getReplicas(key, 3)
-    expect(copies.map((copy) => copy?.toString())).toEqual(['g1', 'g1', 'g2'])
+    expect(copies.map((copy) => copy?.toString())).toEqual(['g1', 'g1', undefined])
 
     await first.kill()
     await expect(store.get(key)).rejects.toBeInstanceOf(StoreUnavailableError)
@@ -432,6 +431,25 @@ describe('MemcachedStore when nodes fail', () => {
     expect((await store.get(key))?.toString()).toBe('g3')
     const [survivor] = await store.getReplicas(key, 1)
     expect(survivor?.toString()).toBe('g3')
+  })
+
+  it('names the same homes for a key in every process, whatever each has off its ring', async () => {
+    const { store: healthy } = openStore({ servers: cluster.servers })
+    const { store: partial } = openStore({ servers: cluster.servers })
+    const first = cluster.nodes[0]!
+    const key = keyOwnedBy(healthy, first)
+    partial.holdDown(new Set([first.address]), 'probe')
+    await Promise.all(partial.writeHomes(key, Buffer.from('h1'), 0, 3))
+    // Off the writer's ring, the first home got the write all the same.
+    expect((await first.command(`get ${key}\r\n`, /END\r\n$/)).includes('h1')).toBe(true)
+    const read = await Promise.allSettled(healthy.readHomes(key, 3))
+    expect(read.map((outcome) => (outcome.status === 'fulfilled' ? outcome.value?.toString() : 'failed'))).toEqual(['h1', 'h1', 'h1'])
+    // A home this process has taken out fails at once, without a round trip.
+    const started = performance.now()
+    const [off, ...rest] = await Promise.allSettled(partial.readHomes(key, 3))
+    expect(off!.status).toBe('rejected')
+    expect(performance.now() - started).toBeLessThan(200)
+    expect(rest.map((outcome) => outcome.status)).toEqual(['fulfilled', 'fulfilled'])
   })
 
   it('sends replicated writes also to nodes it has off its ring, for processes that already read from them', async () => {

@@ -15,7 +15,7 @@ import type { Monitor, MonitorOptions } from '../src/monitor.js'
 import { MemcachedStore } from '../src/store/memcached-store.js'
 import type { TierState } from '../src/tier-state.js'
 import { parseManifest, serializeManifest, type WarmupManifest } from '../src/warmup-manifest.js'
-import { createSchema, DATABASE_URL, openPostgres, type TestDatabase } from './harness/database.js'
+import { createSchema, scopeOf, DATABASE_URL, openPostgres, type TestDatabase } from './harness/database.js'
 import { closeClient, createClient, freshNamespace, type Client } from './harness/farm.js'
 import { startMemcached, type MemcachedCluster, type MemcachedNode } from './harness/memcached.js'
 import { waitFor } from './harness/wait.js'
@@ -29,6 +29,8 @@ let memcached: MemcachedCluster
 let directory: string
 let ids: number[] = []
 const clients: Client[] = []
+/** The key scope every client's wrapped dialect learns. */
+let scope: string
 const monitors: Monitor[] = []
 const stores: MemcachedStore[] = []
 
@@ -44,6 +46,7 @@ beforeAll(async () => {
     .execute()
   ids = inserted.map((row) => row.id)
   await closeClient(setup)
+  scope = await scopeOf(database)
 })
 
 afterEach(async () => {
@@ -130,7 +133,7 @@ async function warmTraffic(namespace: string): Promise<{ keys: Map<number, strin
   const keys = new Map<number, string>()
   for (const id of ids) {
     const compiled = byId(farm, id).compile()
-    keys.set(id, queryKey(namespace, compiled.sql, compiled.parameters, []))
+    keys.set(id, queryKey(namespace, compiled.sql, compiled.parameters, [], scope))
   }
   expect(new Set(manifest.entries.map((entry) => entry.key))).toEqual(new Set(keys.values()))
   return { keys, rows }
@@ -315,7 +318,7 @@ describe('monitor warm-up', () => {
     const chosen = ids
       .filter((id) => {
         const compiled = slow(id).compile()
-        return router.nodeFor(queryKey(namespace, compiled.sql, compiled.parameters, [])) === victim.address
+        return router.nodeFor(queryKey(namespace, compiled.sql, compiled.parameters, [], scope)) === victim.address
       })
       .slice(0, 4)
     expect(chosen.length).toBeGreaterThan(1)
@@ -359,7 +362,7 @@ describe('monitor warm-up', () => {
     // Hand-written: slow entries, more than maxMs allows at concurrency 1.
     const sql = 'select pg_sleep(0.15)::text as slept, $1::int as n'
     const entries = Array.from({ length: 30 }, (_, n) => ({
-      key: queryKey(namespace, sql, [n], []),
+      key: queryKey(namespace, sql, [n], [], scope),
       sql,
       parameters: [n],
       tables: [],

@@ -2,12 +2,14 @@ import { Kysely } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createQueryCache, MemcachedStore, MemoryStore, type Store } from '../src/index.js'
 import { queryKey } from '../src/key.js'
-import { createSchema, openPostgres, type DB, type TestDatabase } from './harness/database.js'
+import { createSchema, scopeOf, openPostgres, type DB, type TestDatabase } from './harness/database.js'
 import { closeClient, createClient, freshNamespace, type Client } from './harness/farm.js'
 import { startMemcached, type MemcachedCluster } from './harness/memcached.js'
 
 let database: TestDatabase
 const clients: Client[] = []
+/** The key scope every client's wrapped dialect learns. */
+let scope: string
 
 beforeAll(async () => {
   database = await openPostgres()
@@ -18,6 +20,7 @@ beforeAll(async () => {
     .values(Array.from({ length: 50 }, (_, i) => ({ first_name: `p${i}`, meta: { i } })))
     .execute()
   await closeClient(setup)
+  scope = await scopeOf(database)
 })
 
 afterAll(async () => {
@@ -62,7 +65,7 @@ describe('when memcached nodes fail', () => {
     const owned = new Set(
       ids.filter((id) => {
         const { sql, parameters } = byId(c, id).compile()
-        return store.nodeFor(queryKey(c.cache.namespace, sql, parameters, [])) === victim.address
+        return store.nodeFor(queryKey(c.cache.namespace, sql, parameters, [], scope)) === victim.address
       }),
     )
     expect(owned.size).toBeGreaterThan(0)
@@ -123,7 +126,7 @@ describe('when memcached nodes fail', () => {
     // Shapes whose result lives on the victim.
     const ids = Array.from({ length: 50 }, (_, i) => i + 1).filter((id) => {
       const { sql, parameters } = byTag(c, id).compile()
-      return store.nodeFor(queryKey(c.cache.namespace, sql, parameters, ['hot'])) === victim.address
+      return store.nodeFor(queryKey(c.cache.namespace, sql, parameters, ['hot'], scope)) === victim.address
     })
     expect(ids.length).toBeGreaterThan(2)
     // Requested twice, the shape is hot; the miss after an invalidation stores it on two nodes.
@@ -137,7 +140,7 @@ describe('when memcached nodes fail', () => {
     try {
       // One failed read takes the node off the ring (failureThreshold 1).
       const { sql, parameters } = byTag(c, ids[0]!).compile()
-      await store.get(queryKey(c.cache.namespace, sql, parameters, ['hot'])).catch(() => undefined)
+      await store.get(queryKey(c.cache.namespace, sql, parameters, ['hot'], scope)).catch(() => undefined)
       expect(store.nodeStates().find((node) => node.id === victim.address)?.up).toBe(false)
       for (const id of ids) expect(await byTag(c, id).executeTakeFirstOrThrow()).toEqual({ id, first_name: `p${id - 1}` })
       expect(c.executions.count()).toBe(0)
@@ -269,7 +272,8 @@ function withLatency(store: Store, ms: number): Store {
     add: (key, value, ttl) => later(() => store.add(key, value, ttl)),
     getReplicas: (key, count) => later(() => store.getReplicas(key, count)),
     setReplicas: (key, value, ttl, count) => later(() => store.setReplicas(key, value, ttl, count)),
-    addReplicas: (key, value, ttl, count) => later(() => store.addReplicas(key, value, ttl, count)),
+    readHomes: (key, count) => [later(() => Promise.all(store.readHomes(key, count))).then((all) => all[0])],
+    writeHomes: (key, value, ttl, count) => [later(() => Promise.all(store.writeHomes(key, value, ttl, count))).then(() => {})],
     delete: (key) => later(() => store.delete(key)),
     increment: (key, amount, initial) => later(() => store.increment(key, amount, initial)),
     close: () => store.close(),

@@ -41,7 +41,7 @@ function analyze(builder: { compile(): CompiledQuery }) {
   return analyzeStatement(builder.compile().query)
 }
 
-const read = (...reads: string[]) => ({ kind: 'read', reads, writes: [], hiddenWrites: false })
+const read = (...reads: string[]) => ({ kind: 'read', reads, writes: [], hiddenWrites: false, volatility: 'stable' })
 
 describe('analyzeStatement on selects', () => {
   it('reads the table of a simple select', () => {
@@ -167,7 +167,7 @@ describe('analyzeStatement with common table expressions', () => {
       .with('gone', (qc) => qc.deleteFrom('pet').where('species', '=', 'cat').returningAll())
       .selectFrom('gone')
       .selectAll()
-    expect(analyze(q)).toEqual({ kind: 'write', reads: [], writes: ['public.pet'], hiddenWrites: false })
+    expect(analyze(q)).toEqual({ kind: 'write', reads: [], writes: ['public.pet'], hiddenWrites: false, volatility: 'stable' })
   })
 
   it('treats a raw CTE body as opaque because it may hide a write', () => {
@@ -183,7 +183,7 @@ describe('analyzeStatement with common table expressions', () => {
 describe('analyzeStatement on writes', () => {
   it('writes the target of an insert with values and reads nothing', () => {
     const q = db.insertInto('person').values({ first_name: 'A', last_name: null, age: 1 })
-    expect(analyze(q)).toEqual({ kind: 'write', reads: [], writes: ['public.person'], hiddenWrites: false })
+    expect(analyze(q)).toEqual({ kind: 'write', reads: [], writes: ['public.person'], hiddenWrites: false, volatility: 'stable' })
   })
 
   it('reads the source and writes the target of insert ... select', () => {
@@ -191,12 +191,12 @@ describe('analyzeStatement on writes', () => {
       .insertInto('person')
       .columns(['first_name', 'age'])
       .expression((eb) => eb.selectFrom('pet').select(['name', 'owner_id']))
-    expect(analyze(q)).toEqual({ kind: 'write', reads: ['public.pet'], writes: ['public.person'], hiddenWrites: false })
+    expect(analyze(q)).toEqual({ kind: 'write', reads: ['public.pet'], writes: ['public.person'], hiddenWrites: false, volatility: 'stable' })
   })
 
   it('keeps insert ... returning a plain write', () => {
     const q = db.insertInto('person').values({ first_name: 'A', last_name: null, age: 1 }).returning(['id', 'person.age'])
-    expect(analyze(q)).toEqual({ kind: 'write', reads: [], writes: ['public.person'], hiddenWrites: false })
+    expect(analyze(q)).toEqual({ kind: 'write', reads: [], writes: ['public.person'], hiddenWrites: false, volatility: 'stable' })
   })
 
   it('reads a subquery in insert values', () => {
@@ -205,7 +205,7 @@ describe('analyzeStatement on writes', () => {
       species: 'dog',
       owner_id: eb.selectFrom('person').select('id').limit(1),
     }))
-    expect(analyze(q)).toEqual({ kind: 'write', reads: ['public.person'], writes: ['public.pet'], hiddenWrites: false })
+    expect(analyze(q)).toEqual({ kind: 'write', reads: ['public.person'], writes: ['public.pet'], hiddenWrites: false, volatility: 'stable' })
   })
 
   it('reads the from tables of an update and writes only its target', () => {
@@ -214,7 +214,7 @@ describe('analyzeStatement on writes', () => {
       .from('pet')
       .set((eb) => ({ first_name: eb.ref('pet.name') }))
       .whereRef('pet.owner_id', '=', 'p.id')
-    expect(analyze(q)).toEqual({ kind: 'write', reads: ['public.pet'], writes: ['public.person'], hiddenWrites: false })
+    expect(analyze(q)).toEqual({ kind: 'write', reads: ['public.pet'], writes: ['public.person'], hiddenWrites: false, volatility: 'stable' })
   })
 
   it('reads the subquery of update ... where in (select)', () => {
@@ -222,17 +222,17 @@ describe('analyzeStatement on writes', () => {
       .updateTable('person')
       .set({ age: 0 })
       .where('id', 'in', (eb) => eb.selectFrom('pet').select('owner_id').where('species', '=', 'cat'))
-    expect(analyze(q)).toEqual({ kind: 'write', reads: ['public.pet'], writes: ['public.person'], hiddenWrites: false })
+    expect(analyze(q)).toEqual({ kind: 'write', reads: ['public.pet'], writes: ['public.person'], hiddenWrites: false, volatility: 'stable' })
   })
 
   it('writes every target of a multi-table update', () => {
     const q = db.updateTable(['person', 'pet']).set({ age: 1 })
-    expect(analyze(q)).toEqual({ kind: 'write', reads: [], writes: ['public.person', 'public.pet'], hiddenWrites: false })
+    expect(analyze(q)).toEqual({ kind: 'write', reads: [], writes: ['public.person', 'public.pet'], hiddenWrites: false, volatility: 'stable' })
   })
 
   it('reads the using tables of a delete and writes its target', () => {
     const q = db.deleteFrom('person').using('pet').whereRef('pet.owner_id', '=', 'person.id').where('pet.species', '=', 'cat')
-    expect(analyze(q)).toEqual({ kind: 'write', reads: ['public.pet'], writes: ['public.person'], hiddenWrites: false })
+    expect(analyze(q)).toEqual({ kind: 'write', reads: ['public.pet'], writes: ['public.person'], hiddenWrites: false, volatility: 'stable' })
   })
 
   it('writes the target of merge into and reads its using source', () => {
@@ -243,7 +243,7 @@ describe('analyzeStatement on writes', () => {
       .thenUpdateSet({ age: 1 })
       .whenNotMatched()
       .thenInsertValues({ first_name: 'x', last_name: null, age: 0 })
-    expect(analyze(q)).toEqual({ kind: 'write', reads: ['public.pet'], writes: ['public.person'], hiddenWrites: false })
+    expect(analyze(q)).toEqual({ kind: 'write', reads: ['public.pet'], writes: ['public.person'], hiddenWrites: false, volatility: 'stable' })
   })
 
   it('does not count excluded in an upsert as a table', () => {
@@ -253,7 +253,7 @@ describe('analyzeStatement on writes', () => {
       .onConflict((oc) =>
         oc.column('id').doUpdateSet((eb) => ({ first_name: eb.ref('excluded.first_name'), age: eb.ref('excluded.age') })),
       )
-    expect(analyze(q)).toEqual({ kind: 'write', reads: [], writes: ['public.person'], hiddenWrites: false })
+    expect(analyze(q)).toEqual({ kind: 'write', reads: [], writes: ['public.person'], hiddenWrites: false, volatility: 'stable' })
   })
 
   it('treats a write whose target cannot be resolved as opaque', () => {
@@ -279,6 +279,7 @@ describe('analyzeStatement table names', () => {
       reads: [],
       writes: ['audit.log'],
       hiddenWrites: false,
+      volatility: 'stable',
     })
   })
 
@@ -308,7 +309,7 @@ describe('analyzeStatement table names', () => {
 describe('analyzeStatement on raw SQL and schema statements', () => {
   it('treats a raw sql root as opaque with no tables', () => {
     const node = sql`select * from person`.compile(db).query
-    expect(analyzeStatement(node)).toEqual({ kind: 'opaque', reads: [], writes: [], hiddenWrites: true })
+    expect(analyzeStatement(node)).toEqual({ kind: 'opaque', reads: [], writes: [], hiddenWrites: true, volatility: 'stable' })
   })
 
   it('keeps a select with raw SQL in the select list and where clause a read', () => {
@@ -316,7 +317,8 @@ describe('analyzeStatement on raw SQL and schema statements', () => {
       .selectFrom('person')
       .select(sql<string>`now()`.as('ts'))
       .where(sql<boolean>`age > 3`)
-    expect(analyze(q)).toEqual(read('public.person'))
+    // Still a read of person; now() only makes it volatile.
+    expect(analyze(q)).toEqual({ ...read('public.person'), volatility: 'volatile' })
   })
 
   it('reads a query builder embedded in a raw fragment', () => {
@@ -344,7 +346,7 @@ describe('analyzeStatement on raw SQL and schema statements', () => {
       .updateTable('person')
       .from(sql<{ x: number }>`generate_series(1, 3)`.as('g'))
       .set({ age: 1 })
-    expect(analyze(q)).toEqual({ kind: 'write', reads: [], writes: ['public.person'], hiddenWrites: false })
+    expect(analyze(q)).toEqual({ kind: 'write', reads: [], writes: ['public.person'], hiddenWrites: false, volatility: 'stable' })
   })
 
   it('reads sql.table() in FROM as a plain table', () => {
@@ -355,8 +357,8 @@ describe('analyzeStatement on raw SQL and schema statements', () => {
   it('treats create table and drop table as opaque', () => {
     const create = db.schema.createTable('x').addColumn('id', 'integer').compile().query
     const drop = db.schema.dropTable('person').compile().query
-    expect(analyzeStatement(create)).toEqual({ kind: 'opaque', reads: [], writes: [], hiddenWrites: true })
-    expect(analyzeStatement(drop)).toEqual({ kind: 'opaque', reads: [], writes: [], hiddenWrites: true })
+    expect(analyzeStatement(create)).toEqual({ kind: 'opaque', reads: [], writes: [], hiddenWrites: true, volatility: 'stable' })
+    expect(analyzeStatement(drop)).toEqual({ kind: 'opaque', reads: [], writes: [], hiddenWrites: true, volatility: 'stable' })
   })
 
   it('treats locking reads and raw select modifiers as opaque', () => {
@@ -389,5 +391,95 @@ describe('analyzeStatement memoisation', () => {
     const node = db.selectFrom('person').selectAll().compile().query
     expect(analyzeStatement(node, 'app').reads).toEqual(['app.person'])
     expect(analyzeStatement(node).reads).toEqual(['public.person'])
+  })
+})
+
+describe('analyzeStatement volatility', () => {
+  const volatility = (builder: { compile(): CompiledQuery }) => analyze(builder).volatility
+
+  it('is stable for ordinary functions and aggregates', () => {
+    const q = db
+      .selectFrom('person')
+      .select((eb) => [eb.fn.count('id').as('n'), eb.fn.coalesce('last_name', eb.val('-')).as('l'), eb.fn('lower', ['first_name']).as('f')])
+      .groupBy(['last_name', 'first_name'])
+    expect(analyze(q)).toEqual({ ...read('public.person'), volatility: 'stable' })
+  })
+
+  it('finds a side effect in a FunctionNode and keeps the tables it reads', () => {
+    const q = db.selectFrom('person').select((eb) => eb.fn('nextval', [eb.val('person_id_seq')]).as('n'))
+    expect(analyze(q)).toEqual({ ...read('public.person'), volatility: 'side-effect' })
+  })
+
+  it('finds a volatile FunctionNode, also as an aggregate', () => {
+    expect(volatility(db.selectNoFrom((eb) => eb.fn('random').as('r')))).toBe('volatile')
+    expect(volatility(db.selectFrom('person').select((eb) => eb.fn.agg('pg_try_advisory_xact_lock', ['id']).as('l')))).toBe('side-effect')
+  })
+
+  it('reads schema-qualified, upper-case and quoted function names as PostgreSQL does', () => {
+    expect(volatility(db.selectNoFrom((eb) => eb.fn('pg_catalog.nextval', [eb.val('s')]).as('n')))).toBe('side-effect')
+    expect(volatility(db.selectNoFrom((eb) => eb.fn('NEXTVAL', [eb.val('s')]).as('n')))).toBe('side-effect')
+    expect(volatility(db.selectNoFrom((eb) => eb.fn('"nextval"', [eb.val('s')]).as('n')))).toBe('side-effect')
+    // A quoted name is exact: "NEXTVAL" is not nextval.
+    expect(volatility(db.selectNoFrom((eb) => eb.fn('"NEXTVAL"', [eb.val('s')]).as('n')))).toBe('stable')
+    expect(volatility(db.selectNoFrom(sql`PG_CATALOG.SetVal('s', 1)`.as('n')))).toBe('side-effect')
+  })
+
+  it('finds functions and keywords in raw fragments of a builder query', () => {
+    expect(volatility(db.selectFrom('person').select(sql`now()`.as('at')))).toBe('volatile')
+    expect(volatility(db.selectFrom('person').selectAll().where(sql<boolean>`age > extract(year from current_date)`))).toBe('volatile')
+    expect(volatility(db.selectFrom('person').selectAll().where('age', '<', sql<number>`${1} + nextval(${'s'})`))).toBe('side-effect')
+  })
+
+  it('looks inside subqueries, CTEs, joins, where, having and order by', () => {
+    const inWhere = db
+      .selectFrom('person')
+      .selectAll()
+      .where('id', 'in', (eb) => eb.selectFrom('pet').select('owner_id').where(sql<boolean>`random() < 0.5`))
+    const inCte = db
+      .with('locked', (qb) => qb.selectFrom('pet').select((eb) => eb.fn('pg_advisory_xact_lock', ['id']).as('l')))
+      .selectFrom('locked')
+      .selectAll()
+    const inJoin = db
+      .selectFrom('person')
+      .innerJoin('pet', (join) => join.onRef('pet.owner_id', '=', 'person.id').on(sql<boolean>`clock_timestamp() > now()`))
+      .selectAll('person')
+    const inHaving = db
+      .selectFrom('pet')
+      .select('owner_id')
+      .groupBy('owner_id')
+      .having(sql<boolean>`count(*) > setseed(0.5)::text::int`)
+    const inOrderBy = db.selectFrom('person').selectAll().orderBy(sql`random()`)
+    const inSelectSubquery = db
+      .selectFrom('person')
+      .select((eb) => eb.selectFrom('toy').select((eb2) => eb2.fn('gen_random_uuid').as('u')).limit(1).as('u'))
+    expect(volatility(inWhere)).toBe('volatile')
+    expect(volatility(inCte)).toBe('side-effect')
+    expect(volatility(inJoin)).toBe('volatile')
+    expect(volatility(inHaving)).toBe('side-effect')
+    expect(volatility(inOrderBy)).toBe('volatile')
+    expect(volatility(inSelectSubquery)).toBe('volatile')
+  })
+
+  it('does not take a string literal, a parameter or a column for a call', () => {
+    const literal = db.selectFrom('person').select(sql`'nextval(''s'')'`.as('t')).where('first_name', '=', 'nextval(1)')
+    const lit = db.selectFrom('person').select(sql.lit('random()').as('t'))
+    const dollar = db.selectFrom('person').select(sql`$q$ now() $q$`.as('t'))
+    const column = db.selectFrom('person').select(sql.ref('person.first_name').as('user')).where(sql<boolean>`"user" is null`)
+    for (const q of [literal, lit, dollar, column]) expect(volatility(q)).toBe('stable')
+  })
+
+  it('reports the worst class when a query has both', () => {
+    const q = db.selectFrom('person').select((eb) => [eb.fn('random').as('r'), eb.fn('setval', [eb.val('s'), eb.val(1)]).as('s')])
+    expect(volatility(q)).toBe('side-effect')
+  })
+
+  it('reports what a raw statement calls, keeping it opaque', () => {
+    const node = sql`select pg_advisory_lock(${1})`.compile(db).query
+    expect(analyzeStatement(node)).toEqual({ kind: 'opaque', reads: [], writes: [], hiddenWrites: true, volatility: 'side-effect' })
+  })
+
+  it('keeps a write a write when it calls now()', () => {
+    const q = db.updateTable('person').set({ age: sql<number>`extract(year from now())` }).where('id', '=', 1)
+    expect(analyze(q)).toEqual({ kind: 'write', reads: [], writes: ['public.person'], hiddenWrites: false, volatility: 'volatile' })
   })
 })

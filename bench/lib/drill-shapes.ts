@@ -24,6 +24,8 @@ export interface DrillDB {
 }
 
 /** Rows per shape (bucket): the aggregate always returns one row, so the probe always runs. */
+/** The drill's processes name their key scope, so the orchestrator can derive their keys. */
+export const DRILL_SCOPE = 'drill'
 export const ROWS_PER_SHAPE = 20
 
 /** The sequence a shape's query advances once per real execution. */
@@ -34,7 +36,8 @@ export function probeName(shape: number): string {
 /**
  * Shape `shape` of the expensive query: an aggregate over the shape's bucket, a
  * `pg_sleep` standing for the expensive part, and `nextval` of the shape's own
- * sequence so the database counts, outside the library, how often it really ran.
+ * sequence (through `drill_probe()`, created by drill.ts) so the database counts,
+ * outside the library, how often it really ran.
  */
 export function shapeQuery(db: Kysely<DrillDB>, shape: number, sleepSeconds: number) {
   return db
@@ -45,7 +48,7 @@ export function shapeQuery(db: Kysely<DrillDB>, shape: number, sleepSeconds: num
       sql<string>`sum(amount)::text`.as('total'),
       sql<Date>`max(updated_at)`.as('latest'),
       sql<string>`pg_sleep(${sleepSeconds})::text`.as('slept'),
-      sql<string>`nextval(${probeName(shape)}::regclass)::text`.as('execution'),
+      sql<string>`drill_probe(${probeName(shape)}::regclass)::text`.as('execution'),
     ])
     .where('bucket', '=', shape)
     .groupBy('bucket')

@@ -387,12 +387,36 @@ export class MemcachedStore implements Store {
     return written
   }
 
-  /** `add` on each replica (see {@link Store.addReplicas}). */
-  async addReplicas(key: string, value: Buffer, ttlSeconds: number, count: number): Promise<Array<boolean | undefined>> {
+  /** One read per home of `key` (see {@link Store.readHomes}); homes off this store's ring fail at once. */
+  readHomes(key: string, count: number): Array<Promise<Buffer | undefined>> {
+    return this.#homes(key, count).map((node) =>
+      node.up
+        ? this.#getFrom(node, key)
+        : Promise.reject(new StoreUnavailableError(`memcached ${node.address.id} is off this process's ring`, node.address.id)),
+    )
+  }
+
+  /** One `set` per home of `key`, off-ring homes included (see {@link Store.writeHomes}). */
+  writeHomes(key: string, value: Buffer, ttlSeconds: number, count: number): Array<Promise<void>> {
     this.#assertValue(key, value)
     assertTtlSeconds(ttlSeconds)
-    const results = await this.#onReplicas(key, count, (node) => this.#addOn(node, key, value, this.#expiry(ttlSeconds, false)))
-    return results.map((result) => (result instanceof StoreUnavailableError ? undefined : result))
+    const extras = storageExtras(this.#expiry(ttlSeconds, false))
+    return this.#homes(key, count).map(async (node) => {
+      const response = await this.#call(node, 'set', key, extras, value)
+      if (response.header.status !== STATUS.ok) {
+        throw this.#statusError(node, 'set', key, response)
+      }
+    })
+  }
+
+  /** The first `count` nodes of the full ring from `key`: the same in every process. */
+  #homes(key: string, count: number): NodeHealth[] {
+    this.#assertOpen()
+    assertStoreKey(key)
+    if (!Number.isSafeInteger(count) || count < 1) {
+      throw new RangeError(`replica count must be a positive integer, got ${describeValue(count)}`)
+    }
+    return this.#ring.range(key, Math.min(count, this.#nodes.size)).map((id) => this.#nodes.get(id)!)
   }
 
   /**

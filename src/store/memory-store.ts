@@ -159,8 +159,12 @@ export class MemoryStore implements Store {
     return [true]
   }
 
-  async addReplicas(key: string, value: Buffer, ttlSeconds: number): Promise<boolean[]> {
-    return [await this.add(key, value, ttlSeconds)]
+  readHomes(key: string): Array<Promise<Buffer | undefined>> {
+    return [this.get(key)]
+  }
+
+  writeHomes(key: string, value: Buffer, ttlSeconds: number): Array<Promise<void>> {
+    return [this.set(key, value, ttlSeconds)]
   }
 
   async close(): Promise<void> {

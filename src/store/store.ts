@@ -39,8 +39,20 @@ export interface Store {
   getReplicas(key: string, count: number): Promise<Array<Buffer | undefined | StoreUnavailableError>>
   /** Stores on each replica; resolves, per replica, `true` or its failure. Rejects only if none answered. */
   setReplicas(key: string, value: Buffer, ttlSeconds: number, count: number): Promise<Array<true | StoreUnavailableError>>
-  /** `add` on each replica; resolves, per replica, whether it stored (`undefined`: it failed). */
-  addReplicas(key: string, value: Buffer, ttlSeconds: number, count: number): Promise<Array<boolean | undefined>>
+  /**
+   * A key's homes: the first `count` nodes clockwise from `key` on the full ring,
+   * whatever their health, so every process names the same nodes (generations live
+   * there, read and written by majority: see quorum.ts). Returns one read per home,
+   * in ring order: the value, `undefined` when absent, a rejection when the home
+   * did not answer (a home this process has taken out fails at once, without I/O).
+   * Every promise is settled within the store's timeout.
+   */
+  readHomes(key: string, count: number): Array<Promise<Buffer | undefined>>
+  /**
+   * Stores on every home of `key` (see {@link readHomes}), those this process has
+   * taken out included: they may be serving other processes. One promise per home.
+   */
+  writeHomes(key: string, value: Buffer, ttlSeconds: number, count: number): Array<Promise<void>>
   /** Largest value, in bytes, this store accepts; larger values are not stored. */
   readonly maxValueBytes: number
   /** Closes sockets and timers; the store is unusable afterwards. */

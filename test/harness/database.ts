@@ -8,9 +8,13 @@ import {
   type Dialect,
   type Driver,
   type Generated,
-  type Kysely,
+  Kysely,
 } from 'kysely'
 import pg from 'pg'
+import { detectScope } from '../../src/scope.js'
+
+/** Found only in the key-scope queries of src/scope.ts. */
+const SCOPE_QUERY_MARK = "current_setting('search_path') as search_path"
 
 export const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 
@@ -42,6 +46,8 @@ export class ExecutionCounter {
   readonly statements: string[] = []
   /** Connections taken from the inner driver (pool checkouts). */
   acquisitions = 0
+  /** Key-scope queries (src/scope.ts), not in `statements`. */
+  scopeQueries = 0
 
   /** Executions whose SQL contains `fragment`. */
   count(fragment = ''): number {
@@ -51,6 +57,7 @@ export class ExecutionCounter {
   reset(): void {
     this.statements.length = 0
     this.acquisitions = 0
+    this.scopeQueries = 0
   }
 
   /** Wraps a dialect so every statement executed on its connections is recorded. */
@@ -73,7 +80,10 @@ export class ExecutionCounter {
             patched.add(connection)
             const execute = connection.executeQuery.bind(connection)
             connection.executeQuery = (compiled: CompiledQuery, opts) => {
-              counter.statements.push(compiled.sql)
+              // The key-scope query runs once per physical connection: counted apart, so tests of
+              // the cache's own work need not allow for it (test/scope.test.ts checks it).
+              if (compiled.sql.includes(SCOPE_QUERY_MARK)) counter.scopeQueries++
+              else counter.statements.push(compiled.sql)
               return execute(compiled, opts)
             }
           }
@@ -172,4 +182,18 @@ export async function createSchema(db: Kysely<DB>): Promise<void> {
     .addColumn('name', 'text', (c) => c.notNull())
     .execute()
   await sql`create sequence probe_seq`.execute(db)
+  // The expensive query counts its executions with these: the cache never caches a
+  // query calling nextval() itself, and does not look inside a function of ours.
+  await sql`create function probe_next() returns bigint volatile language sql as $$select nextval('probe_seq')$$`.execute(db)
+  await sql`create function probe_current() returns bigint volatile language sql as $$select currval('probe_seq')$$`.execute(db)
+}
+
+/** The key scope a wrapped dialect of `database` learns (see src/scope.ts), for tests that derive keys. */
+export async function scopeOf(database: TestDatabase): Promise<string> {
+  const db = new Kysely<DB>({ dialect: database.dialect() })
+  try {
+    return (await detectScope({ executeQuery: <R>(compiled: CompiledQuery) => db.executeQuery<R>(compiled) })).id
+  } finally {
+    await db.destroy()
+  }
 }

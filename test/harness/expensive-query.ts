@@ -4,14 +4,15 @@ import { DATABASE_URL, type DB } from './database.js'
 
 /**
  * The expensive query of the safe-mode tests: a sleep, and `nextval` of a
- * sequence so the database itself counts how often it really ran.
+ * sequence (through `probe_next()`, see createSchema) so the database itself
+ * counts how often it really ran.
  * `failFirst` makes its first execution throw (division by zero) and later ones succeed.
  */
 export function expensiveQuery(db: Kysely<DB>, seconds: number, failFirst = false) {
   const execution = failFirst
-    ? // currval keeps the division out of the planner's constant folding.
-      sql<string>`(case when nextval('probe_seq') = 1 then (1 / (currval('probe_seq') - 1))::text else currval('probe_seq')::text end)`
-    : sql<string>`nextval('probe_seq')::text`
+    ? // probe_current() (volatile) keeps the division out of the planner's constant folding.
+      sql<string>`(case when probe_next() = 1 then (1 / (probe_current() - 1))::text else probe_current()::text end)`
+    : sql<string>`probe_next()::text`
   return db
     .selectFrom('person')
     .select(['first_name', sql<string>`pg_sleep(${seconds})::text`.as('slept'), execution.as('execution')])

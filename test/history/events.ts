@@ -47,7 +47,7 @@ export interface ExecutionEvent {
 export interface PhaseEvent {
   readonly type: 'phase'
   readonly name: string
-  /** Whether the tier is hurt in this phase (hit ratio is only required outside these). */
+  /** Whether the tier is hurt (or cold) in this phase: a hit ratio is only required outside these. */
   readonly fault: boolean
   readonly at: number
 }

@@ -13,7 +13,6 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '300' },
     runs: { type: 'string', default: '1' },
     json: { type: 'string' },
-    'near-cache': { type: 'boolean', default: false },
   },
 })
 const seconds = Number(values.duration)

@@ -47,7 +47,8 @@ interface Step {
 }
 
 const SCHEDULE: readonly Step[] = [
-  { name: 'steady', weight: 10, fault: false },
+  { name: 'cold start', weight: 6, fault: true },
+  { name: 'steady', weight: 8, fault: false },
   {
     name: 'kill -9 a node',
     weight: 10,
