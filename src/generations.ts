@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { namespaceGenerationKey, tableGenerationKey, tagGenerationKey } from './key.js'
-import { readQuorum, writeQuorum, type QuorumRead } from './quorum.js'
+import { majorityOf, readQuorum, writeQuorum, type QuorumRead } from './quorum.js'
 import type { Store } from './store/store.js'
 
 /**
@@ -50,10 +50,27 @@ export class Generations {
   }
 
   /**
-   * A fresh generation for a key no majority holds, written to a majority of its
-   * homes. Rejects when that many could not be written: then nothing may be stored.
+   * The generation of a key no majority held when it was read: a fresh token
+   * `add`ed where homes are empty, so processes that find it missing at once
+   * (every node restarted) settle on one token instead of replacing each
+   * other's; whatever a majority then holds; else a fresh token set over all.
+   * Each of these is newer than any bump that returned, so results stored under
+   * it were computed after those bumps. Rejects when no majority can be
+   * written: then nothing may be stored.
    */
   async create(key: string): Promise<string> {
+    const token = freshGeneration()
+    const added = await Promise.allSettled(this.#store.addHomes(key, Buffer.from(token, 'latin1'), 0, this.#replicas))
+    if (added.filter((outcome) => outcome.status === 'fulfilled' && outcome.value).length >= majorityOf(added.length)) {
+      return token
+    }
+    const now = await this.read(key)
+    if (now.kind === 'agreed') return now.value
+    return this.#replace(key)
+  }
+
+  /** Sets a fresh token on a majority of the key's homes: an invalidation. */
+  async #replace(key: string): Promise<string> {
     const token = freshGeneration()
     await writeQuorum(this.#store.writeHomes(key, Buffer.from(token, 'latin1'), 0, this.#replicas))
     return token
@@ -68,7 +85,7 @@ export class Generations {
     if (target.namespace) keys.push(namespaceGenerationKey(this.#namespace))
     for (const table of target.tables ?? []) keys.push(tableGenerationKey(this.#namespace, table))
     for (const tag of target.tags ?? []) keys.push(tagGenerationKey(this.#namespace, tag))
-    await Promise.all(keys.map((key) => this.create(key)))
+    await Promise.all(keys.map((key) => this.#replace(key)))
   }
 }
 

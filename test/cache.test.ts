@@ -293,7 +293,9 @@ describe.each([
     await people(b).execute()
     expect(b.executions.count('from "person"')).toBe(1)
     const copies = await Promise.all(memcached.nodes.map(async (node) => (await node.command(`get ${generationKey}\r\n`, /END\r\n$/)).split('\r\n')[1]))
-    expect(copies.every((copy) => copy !== before && copy === copies[0])).toBe(true)
+    // The fresh token went where the copies were missing; the old one stays in a minority.
+    expect(copies.filter((copy) => copy === before)).toHaveLength(1)
+    expect(new Set(copies.filter((copy) => copy !== before)).size).toBe(1)
     // The other client serves what b stored under the fresh generation.
     a.executions.reset()
     await people(a).execute()

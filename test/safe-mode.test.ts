@@ -203,6 +203,7 @@ function countingStore(inner: Store) {
     setReplicas: counted((key, value, ttl, count) => inner.setReplicas(key, value, ttl, count)),
     readHomes: (key, count) => inner.readHomes(key, count).map((read) => counted(() => read)()),
     writeHomes: (key, value, ttl, count) => inner.writeHomes(key, value, ttl, count).map((write) => counted(() => write)()),
+    addHomes: (key, value, ttl, count) => inner.addHomes(key, value, ttl, count).map((add) => counted(() => add)()),
     close: () => inner.close(),
   }
   return { store, total: () => calls, reset: () => void (calls = 0) }

@@ -409,6 +409,14 @@ export class MemcachedStore implements Store {
     })
   }
 
+  /** One `add` per home of `key`, off-ring homes included (see {@link Store.addHomes}). */
+  addHomes(key: string, value: Buffer, ttlSeconds: number, count: number): Array<Promise<boolean>> {
+    this.#assertValue(key, value)
+    assertTtlSeconds(ttlSeconds)
+    const expiry = this.#expiry(ttlSeconds, false)
+    return this.#homes(key, count).map((node) => this.#addOn(node, key, value, expiry))
+  }
+
   /** The first `count` nodes of the full ring from `key`: the same in every process. */
   #homes(key: string, count: number): NodeHealth[] {
     this.#assertOpen()

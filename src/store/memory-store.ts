@@ -167,6 +167,10 @@ export class MemoryStore implements Store {
     return [this.set(key, value, ttlSeconds)]
   }
 
+  addHomes(key: string, value: Buffer, ttlSeconds: number): Array<Promise<boolean>> {
+    return [this.add(key, value, ttlSeconds)]
+  }
+
   async close(): Promise<void> {
     this.#closed = true
     this.#cache.clear()

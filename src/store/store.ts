@@ -53,6 +53,8 @@ export interface Store {
    * taken out included: they may be serving other processes. One promise per home.
    */
   writeHomes(key: string, value: Buffer, ttlSeconds: number, count: number): Array<Promise<void>>
+  /** `add` on every home of `key`, like {@link writeHomes}: per home, whether it stored (the key was absent there). */
+  addHomes(key: string, value: Buffer, ttlSeconds: number, count: number): Array<Promise<boolean>>
   /** Largest value, in bytes, this store accepts; larger values are not stored. */
   readonly maxValueBytes: number
   /** Closes sockets and timers; the store is unusable afterwards. */
