@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import { namespaceGenerationKey, tableGenerationKey, tagGenerationKey } from './key.js'
 import { majorityOf, readQuorum, writeQuorum, type QuorumRead } from './quorum.js'
-import type { Store } from './store/store.js'
+import { setTimeout as delay } from 'node:timers/promises'
+import { StoreUnavailableError, type Store } from './store/store.js'
 
 /**
  * Generations decide whether a cached result is still current. Every result is
@@ -50,13 +51,13 @@ export class Generations {
   }
 
   /**
-   * The generation of a key no majority held when it was read: a fresh token
-   * `add`ed where homes are empty, so processes that find it missing at once
-   * (every node restarted) settle on one token instead of replacing each
-   * other's; whatever a majority then holds; else a fresh token set over all.
-   * Each of these is newer than any bump that returned, so results stored under
-   * it were computed after those bumps. Rejects when no majority can be
-   * written: then nothing may be stored.
+   * The generation of a key no majority held when it was read. Only ever a fresh
+   * token, never one copied from a node (a copy could bring back a token a bump
+   * replaced): added where homes are empty, so processes that find it missing
+   * together (every node restarted) usually settle on one; else whatever a
+   * majority holds after a short random pause; else a fresh token set over all,
+   * which is an invalidation. Any of these is newer than every bump that
+   * returned. Rejects when no token reaches a majority: nothing may be stored.
    */
   async create(key: string): Promise<string> {
     const token = freshGeneration()
@@ -64,9 +65,17 @@ export class Generations {
     if (added.filter((outcome) => outcome.status === 'fulfilled' && outcome.value).length >= majorityOf(added.length)) {
       return token
     }
-    const now = await this.read(key)
-    if (now.kind === 'agreed') return now.value
-    return this.#replace(key)
+    for (let attempt = 0; attempt < CREATE_ATTEMPTS; attempt++) {
+      // Split votes between processes creating at once: let one of them finish first.
+      await delay(CREATE_PAUSE_MS * (1 + Math.random()))
+      const now = await this.read(key)
+      if (now.kind === 'agreed') return now.value
+      if (now.kind === 'unknown') break
+      await this.#replace(key)
+    }
+    const settled = await this.read(key)
+    if (settled.kind === 'agreed') return settled.value
+    throw new StoreUnavailableError(`no majority of the homes of ${JSON.stringify(key)} agrees on a generation`)
   }
 
   /** Sets a fresh token on a majority of the key's homes: an invalidation. */
@@ -88,6 +97,10 @@ export class Generations {
     await Promise.all(keys.map((key) => this.#replace(key)))
   }
 }
+
+/** Rounds of pause, read and replace before a creation gives up (nothing is stored then). */
+const CREATE_ATTEMPTS = 3
+const CREATE_PAUSE_MS = 5
 
 /** Never used before: milliseconds since the epoch and 48 random bits. */
 function freshGeneration(): string {

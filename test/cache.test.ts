@@ -241,6 +241,9 @@ describe.each([
   })
 
   it('runs one database query for concurrent identical misses in one process', async () => {
+    // The generations exist (another query made them): every miss reads the same ones.
+    await a.db.selectFrom('person').select('id').cached().execute()
+    a.executions.reset()
     const rows = await Promise.all(Array.from({ length: 20 }, () => people(a).execute()))
     expect(a.executions.count('from "person"')).toBe(1)
     for (const r of rows) expect(r).toEqual(rows[0])
