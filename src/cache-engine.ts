@@ -82,6 +82,11 @@ const ANALYSIS_MEMO_SIZE = 2000
 /** A store read that failed: the value is unknown, unlike `undefined` (absent). */
 const FAILED = Symbol('failed')
 
+/** An abort signal's reason, as Kysely and the wrapped connection reject with it. */
+function isAbortReason(error: unknown): boolean {
+  return error instanceof DOMException && (error.name === 'AbortError' || error.name === 'TimeoutError')
+}
+
 /** The tokens, when a majority agreed on every generation; else `undefined`: they prove nothing. */
 function agreedTokens(read: readonly QuorumRead[]): string[] | undefined {
   const tokens: string[] = []
@@ -219,7 +224,7 @@ export class CacheEngine {
     // generations this read did (a majority held them, so no write came in between).
     let leader = false
     let databaseMs: number | undefined
-    const flight = await this.#flights.run(
+    const sharing = this.#flights.run(
       `${key}|${this.#writeEpoch}`,
       readAt,
       agreed?.join(','),
@@ -253,6 +258,14 @@ export class CacheEngine {
       },
       () => this.counters.coalesced++,
     )
+    let flight: Flight
+    try {
+      flight = await sharing
+    } catch (error) {
+      // The caller whose signal aborted the shared query was told so; the others were not aborted.
+      if (leader || options?.signal?.aborted || !isAbortReason(error)) throw error
+      return runner.run(compiled, options)
+    }
     if (flight.hit) {
       this.counters.hits++
     } else {

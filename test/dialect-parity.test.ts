@@ -249,6 +249,23 @@ describe.each([
     expect(await outcome('wrapped')).toEqual(unwrapped)
   })
 
+  it('gives a read that joined another caller\'s query the rows when that caller aborts', async () => {
+    const { db } = kysely('wrapped', singleConnection())
+    // The dialect has learned its key scope: the reads below need no connection until they miss.
+    await db.selectFrom('person').select('id').limit(1).execute()
+    const holder = await db.startTransaction().execute()
+    await holder.selectFrom('person').select('id').limit(1).execute()
+    // A key nobody has cached: both callers miss, the second joins the first one's query.
+    const read = () => db.selectFrom('person').select('first_name').where('first_name', '=', `joined-${runs++}`).cached()
+    const query = read()
+    const signal = AbortSignal.timeout(50)
+    const leader = query.execute({ signal }).catch((e: unknown) => e)
+    const follower = query.execute()
+    expect(await leader).toBe(signal.reason)
+    await holder.commit().execute()
+    expect(await follower).toEqual([])
+  })
+
   it('gives an aborted insert the same error and the same log as the plain dialect', async () => {
     const outcome = async (wrapping: Wrapping) => {
       const { db, log } = kysely(wrapping, singleConnection())

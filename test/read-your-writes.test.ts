@@ -1,8 +1,8 @@
-import type { CompiledQuery, DatabaseConnection, Dialect, Driver } from 'kysely'
+import type { Dialect } from 'kysely'
 import { Kysely } from 'kysely'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { createQueryCache, InvalidationFailedError, type MemcachedStore, type QueryCache } from '../src/index.js'
-import { createSchema, openPostgres, type DB, type TestDatabase } from './harness/database.js'
+import { beforeEachStatement, createSchema, openPostgres, type DB, type TestDatabase } from './harness/database.js'
 import { freshNamespace } from './harness/farm.js'
 import { startMemcached, type MemcachedCluster } from './harness/memcached.js'
 
@@ -79,29 +79,14 @@ describe('read-your-writes across caches that see different nodes', () => {
   })
 })
 
+/** Selects of `person` answer `delayMs` after the database did: their snapshot is older than their answer. */
 function delayedSelects(dialect: Dialect, delayMs: number): Dialect {
-  return {
-    createAdapter: () => dialect.createAdapter(),
-    createQueryCompiler: () => dialect.createQueryCompiler(),
-    createIntrospector: (db) => dialect.createIntrospector(db),
-    createDriver: () => {
-      const driver: Driver = dialect.createDriver()
-      const acquire = driver.acquireConnection.bind(driver)
-      const patched = new WeakSet<DatabaseConnection>()
-      driver.acquireConnection = async (options) => {
-        const connection = await acquire(options)
-        if (delayMs > 0 && !patched.has(connection)) {
-          patched.add(connection)
-          const execute = connection.executeQuery.bind(connection)
-          connection.executeQuery = async <R>(compiled: CompiledQuery, opts?: Parameters<typeof execute>[1]) => {
-            const result = await execute<R>(compiled, opts)
-            if (/^select .* from "person"/i.test(compiled.sql)) await new Promise((resolve) => setTimeout(resolve, delayMs))
-            return result
-          }
-        }
-        return connection
-      }
-      return driver
+  return beforeEachStatement(
+    dialect,
+    () => {},
+    undefined,
+    async (compiled) => {
+      if (delayMs > 0 && /^select .* from "person"/i.test(compiled.sql)) await new Promise((resolve) => setTimeout(resolve, delayMs))
     },
-  }
+  )
 }

@@ -62,36 +62,56 @@ export class ExecutionCounter {
 
   /** Wraps a dialect so every statement executed on its connections is recorded. */
   wrap(dialect: Dialect): Dialect {
-    const counter = this
-    const patched = new WeakSet<DatabaseConnection>()
-    return {
-      createAdapter: () => dialect.createAdapter(),
-      createQueryCompiler: () => dialect.createQueryCompiler(),
-      createIntrospector: (db) => dialect.createIntrospector(db),
-      createDriver: () => {
-        const driver: Driver = dialect.createDriver()
-        const acquire = driver.acquireConnection.bind(driver)
-        // Patch the real connection in place (as Kysely's own logger does): drivers keep
-        // private state on it, so it must stay the very object the driver handed out.
-        driver.acquireConnection = async (options) => {
-          const connection = await acquire(options)
-          counter.acquisitions++
-          if (!patched.has(connection)) {
-            patched.add(connection)
-            const execute = connection.executeQuery.bind(connection)
-            connection.executeQuery = (compiled: CompiledQuery, opts) => {
-              // The key-scope query runs once per physical connection: counted apart, so tests of
-              // the cache's own work need not allow for it (test/scope.test.ts checks it).
-              if (compiled.sql.includes(SCOPE_QUERY_MARK)) counter.scopeQueries++
-              else counter.statements.push(compiled.sql)
-              return execute(compiled, opts)
-            }
-          }
-          return connection
-        }
-        return driver
+    return beforeEachStatement(
+      dialect,
+      (compiled) => {
+        // The key-scope query runs once per physical connection: counted apart, so tests of
+        // the cache's own work need not allow for it (test/scope.test.ts checks it).
+        if (compiled.sql.includes(SCOPE_QUERY_MARK)) this.scopeQueries++
+        else this.statements.push(compiled.sql)
       },
-    }
+      () => this.acquisitions++,
+    )
+  }
+}
+
+/**
+ * `dialect` whose connections call `before` ahead of each statement they run (and
+ * `after` once it answered), and `acquired` on each checkout. Patches the real
+ * connection in place, as Kysely's own logger does: drivers keep private state on
+ * it, so it must stay the very object the driver handed out.
+ */
+export function beforeEachStatement(
+  dialect: Dialect,
+  before: (compiled: CompiledQuery) => void,
+  acquired: () => void = () => {},
+  after: (compiled: CompiledQuery) => Promise<void> = async () => {},
+): Dialect {
+  const patched = new WeakSet<DatabaseConnection>()
+  return {
+    createAdapter: () => dialect.createAdapter(),
+    createQueryCompiler: () => dialect.createQueryCompiler(),
+    createIntrospector: (db) => dialect.createIntrospector(db),
+    createDriver: () => {
+      const driver: Driver = dialect.createDriver()
+      const acquire = driver.acquireConnection.bind(driver)
+      driver.acquireConnection = async (options) => {
+        const connection = await acquire(options)
+        acquired()
+        if (!patched.has(connection)) {
+          patched.add(connection)
+          const execute = connection.executeQuery.bind(connection)
+          connection.executeQuery = async <R>(compiled: CompiledQuery, opts?: Parameters<typeof execute>[1]) => {
+            before(compiled)
+            const result = await execute<R>(compiled, opts)
+            await after(compiled)
+            return result
+          }
+        }
+        return connection
+      }
+      return driver
+    },
   }
 }
 

@@ -8,9 +8,10 @@
 import { createWriteStream } from 'node:fs'
 import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Kysely, PostgresDialect, sql, type CompiledQuery, type Dialect, type Driver } from 'kysely'
+import { Kysely, PostgresDialect, sql, type Dialect } from 'kysely'
 import pg from 'pg'
 import { createQueryCache, declareWrites, InvalidationFailedError } from '../../src/index.js'
+import { beforeEachStatement } from '../harness/database.js'
 import { now, type HistoryEvent, type ReadEvent } from './events.js'
 
 export interface WorkerConfig {
@@ -63,31 +64,11 @@ const db = new Kysely<Tables>({ dialect: cache.wrapDialect(countExecutions(new P
 
 /** Logs each statement that reads `register` below the cache: database work the library cannot hide. */
 function countExecutions(dialect: Dialect): Dialect {
-  return {
-    createAdapter: () => dialect.createAdapter(),
-    createQueryCompiler: () => dialect.createQueryCompiler(),
-    createIntrospector: (database) => dialect.createIntrospector(database),
-    createDriver: () => {
-      const driver: Driver = dialect.createDriver()
-      const acquire = driver.acquireConnection.bind(driver)
-      const patched = new WeakSet<object>()
-      driver.acquireConnection = async (options) => {
-        const connection = await acquire(options)
-        if (!patched.has(connection)) {
-          patched.add(connection)
-          const execute = connection.executeQuery.bind(connection)
-          connection.executeQuery = (compiled: CompiledQuery, opts) => {
-            if (role === 'reader' && /^select/i.test(compiled.sql) && compiled.sql.includes('"register"')) {
-              record({ type: 'execution', process: name, at: now() })
-            }
-            return execute(compiled, opts)
-          }
-        }
-        return connection
-      }
-      return driver
-    },
-  }
+  return beforeEachStatement(dialect, (compiled) => {
+    if (role === 'reader' && /^select/i.test(compiled.sql) && compiled.sql.includes('"register"')) {
+      record({ type: 'execution', process: name, at: now() })
+    }
+  })
 }
 
 let stopping = false
