@@ -155,6 +155,13 @@ export class CacheEngine {
     return result
   }
 
+  /** A stream reached this cache: a `.cached()` one bypasses it (rows arrive in chunks, nothing to store). */
+  noteStream(compiled: CompiledQuery): void {
+    if (markOf(compiled.query) === undefined) return
+    noteHandled(compiled.queryId)
+    this.counters.bypassed++
+  }
+
   /** Applies what a committed transaction wrote. */
   async commit(writes: WriteSet | undefined): Promise<void> {
     if (writes !== undefined && (writes.namespace || writes.tables.size > 0)) {

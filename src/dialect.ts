@@ -276,6 +276,7 @@ class CachingConnection implements DatabaseConnection, QueryRunner {
     chunkSize: number,
     options?: AbortableOperationOptions,
   ): AsyncIterableIterator<QueryResult<R>> {
+    this.#engine.noteStream(compiled)
     const inner = await this.#connect(options)
     options?.signal?.throwIfAborted()
     yield* inner.streamQuery<R>(compiled, chunkSize, options)

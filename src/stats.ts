@@ -10,7 +10,7 @@ export interface CacheStats {
   readonly invalidations: number
   /** Cache operations that failed (timeout, refused, garbled); the query went on without the cache. */
   readonly errors: number
-  /** `.cached()` queries that skipped the cache because they ran inside a transaction. */
+  /** `.cached()` queries that skipped the cache: inside a transaction, streamed, or on a connection out of the key scope. */
   readonly bypassed: number
   /** Misses that joined an identical query already running in this process instead of running their own. */
   readonly coalesced: number

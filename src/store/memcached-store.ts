@@ -816,6 +816,7 @@ class Connection {
         settled = true
         clearTimeout(timer)
         this.#pending.delete(seq)
+        this.#holdProcessWhileBusy()
         return true
       }
       const fail = (failure: NodeFailure): void => {
@@ -847,6 +848,7 @@ class Connection {
             resolve(response)
           }
         })
+        this.#holdProcessWhileBusy()
       } catch (error) {
         // A local bug (bad argument), not the node's fault.
         if (settle()) {
@@ -870,6 +872,19 @@ class Connection {
       this.#corked = false
       socket.uncork()
     })
+  }
+
+  /**
+   * An idle connection must not keep the process alive (a script that destroys
+   * its Kysely but never closes the cache still exits); one with a request in
+   * flight must, or the process could exit with the request unanswered.
+   */
+  #holdProcessWhileBusy(): void {
+    const busy = this.#pending.size > 0
+    for (const socket of this.#sockets) {
+      if (busy) socket.ref()
+      else socket.unref()
+    }
   }
 
   /**
