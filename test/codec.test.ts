@@ -3,13 +3,8 @@ import { Codec } from '../src/codec.js'
 import { createQueryCache } from '../src/index.js'
 import { createSchema, openPglite, type TestDatabase } from './harness/database.js'
 import { closeClient, createClient, type Client } from './harness/farm.js'
+import { Decimal, decimalType } from './harness/decimal.js'
 
-class Decimal {
-  constructor(readonly s: string) {}
-  toString(): string {
-    return this.s
-  }
-}
 class Point {
   constructor(
     readonly x: number,
@@ -19,12 +14,6 @@ class Point {
 class Stamp extends Date {}
 class Registry extends Map<string, number> {}
 
-const decimalType = {
-  name: 'Decimal',
-  isApplicable: (value: unknown): value is Decimal => value instanceof Decimal,
-  serialize: (value: Decimal) => value.toString(),
-  deserialize: (text: string) => new Decimal(text),
-}
 const pointType = {
   name: 'Point',
   isApplicable: (value: unknown): value is Point => value instanceof Point,

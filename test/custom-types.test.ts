@@ -5,26 +5,15 @@ import type { QueryCacheOptions } from '../src/index.js'
 import { createSchema, DATABASE_URL, openPostgres, type TestDatabase } from './harness/database.js'
 import { closeClient, createClient, freshNamespace, type Client } from './harness/farm.js'
 import { startMemcached, type MemcachedCluster } from './harness/memcached.js'
+import { Decimal, decimalType } from './harness/decimal.js'
 
 /** What an application's `numeric` parser returns instead of a string. */
-class Decimal {
-  constructor(readonly s: string) {}
-  toString(): string {
-    return this.s
-  }
-}
 
 /** A class holding a bigint: JSON cannot write it. */
 class Money {
   constructor(readonly cents: bigint) {}
 }
 
-const decimalType = {
-  name: 'Decimal',
-  isApplicable: (value: unknown): value is Decimal => value instanceof Decimal,
-  serialize: (value: Decimal) => value.toString(),
-  deserialize: (text: string) => new Decimal(text),
-}
 const moneyType = {
   name: 'Money',
   isApplicable: (value: unknown): value is Money => value instanceof Money,
