@@ -19,9 +19,9 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import pg from 'pg'
 import { MemcachedStore, startMonitor, type Monitor, type TierState } from '../src/index.js'
-import { namespaceGenerationKey, queryKey, tableGenerationKey } from '../src/key.js'
-import { explicitScopeId } from '../src/scope.js'
-import { normalizeTableName } from '../src/statement.js'
+import { namespaceGenerationKey, queryKey, tableGenerationKey } from '../src/keys.js'
+import { explicitScopeId } from '../src/kysely/scope.js'
+import { normalizeTableName } from '../src/kysely/statement.js'
 import { startMemcached, type MemcachedCluster, type MemcachedNode } from '../test/harness/memcached.js'
 import {
   couldNotRun,

@@ -38,10 +38,10 @@ import { Kysely, PostgresDialect, type Generated, type SelectQueryBuilder } from
 import memjs from 'memjs'
 import pg from 'pg'
 import SuperJSON from 'superjson'
-import { decodeEntry, decodeRows } from '../src/codec.js'
+import { decodeEntry, decodeRows } from '../src/cache/codec.js'
 import { createQueryCache, MemcachedStore, type QueryCache } from '../src/index.js'
-import { namespaceGenerationKey, queryKey, tableGenerationKey } from '../src/key.js'
-import { explicitScopeId } from '../src/scope.js'
+import { namespaceGenerationKey, queryKey, tableGenerationKey } from '../src/keys.js'
+import { explicitScopeId } from '../src/kysely/scope.js'
 import { startMemcached, type MemcachedCluster } from '../test/harness/memcached.js'
 import {
   couldNotRun,

@@ -13,7 +13,7 @@ import { Kysely, PostgresDialect, type Generated } from 'kysely'
 import memjs from 'memjs'
 import pg from 'pg'
 import { createQueryCache, MemcachedStore } from '../src/index.js'
-import { queryKey } from '../src/key.js'
+import { queryKey } from '../src/keys.js'
 import { startMemcached, type MemcachedCluster } from '../test/harness/memcached.js'
 import {
   couldNotRun,

@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache'
-import { describe as describeValue } from '../options.js'
+import { describe as describeValue } from '../util/options.js'
 import type { Store } from './store.js'
 import { assertStoreKey, assertTtlSeconds, MAX_KEY_BYTES, StoreUnavailableError } from './store.js'
 import { ValueTooLargeError } from './value-too-large-error.js'

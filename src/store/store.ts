@@ -1,4 +1,4 @@
-import { describe } from '../options.js'
+import { describe } from '../util/options.js'
 
 /**
  * What the query cache needs from a key-value tier. Two implementations ship:
@@ -42,7 +42,7 @@ export interface Store {
   /**
    * A key's homes: the first `count` nodes clockwise from `key` on the full ring,
    * whatever their health, so every process names the same nodes (generations live
-   * there, read and written by majority: see quorum.ts). Returns one read per home,
+   * there, read and written by majority: see cache/quorum.ts). Returns one read per home,
    * in ring order: the value, `undefined` when absent, a rejection when the home
    * did not answer (a home this process has taken out fails at once, without I/O).
    * Every promise is settled within the store's timeout.

@@ -11,9 +11,9 @@ import {
   Kysely,
 } from 'kysely'
 import pg from 'pg'
-import { detectScope } from '../../src/scope.js'
+import { detectScope } from '../../src/kysely/scope.js'
 
-/** Found only in the key-scope queries of src/scope.ts. */
+/** Found only in the key-scope queries of src/kysely/scope.ts. */
 const SCOPE_QUERY_MARK = "current_setting('search_path') as search_path"
 
 export const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
@@ -46,7 +46,7 @@ export class ExecutionCounter {
   readonly statements: string[] = []
   /** Connections taken from the inner driver (pool checkouts). */
   acquisitions = 0
-  /** Key-scope queries (src/scope.ts), not in `statements`. */
+  /** Key-scope queries (src/kysely/scope.ts), not in `statements`. */
   scopeQueries = 0
 
   /** Executions whose SQL contains `fragment`. */
@@ -66,7 +66,7 @@ export class ExecutionCounter {
       dialect,
       (compiled) => {
         // The key-scope query runs once per physical connection: counted apart, so tests of
-        // the cache's own work need not allow for it (test/scope.test.ts checks it).
+        // the cache's own work need not allow for it (test/kysely/scope.test.ts checks it).
         if (compiled.sql.includes(SCOPE_QUERY_MARK)) this.scopeQueries++
         else this.statements.push(compiled.sql)
       },
@@ -208,7 +208,7 @@ export async function createSchema(db: Kysely<DB>): Promise<void> {
   await sql`create function probe_current() returns bigint volatile language sql as $$select currval('probe_seq')$$`.execute(db)
 }
 
-/** The key scope a wrapped dialect of `database` learns (see src/scope.ts), for tests that derive keys. */
+/** The key scope a wrapped dialect of `database` learns (see src/kysely/scope.ts), for tests that derive keys. */
 export async function scopeOf(database: TestDatabase): Promise<string> {
   const db = new Kysely<DB>({ dialect: database.dialect() })
   try {

@@ -1,0 +1,316 @@
+/**
+ * Farm-wide query statistics: every process adds what it recorded since its
+ * last push to one shared document in memcached, so a warm-up manifest built
+ * from it reflects the whole farm, not the one process that happens to build it.
+ *
+ * The document, at `<namespace>:hot`, is a {@link StatisticsSnapshot} (JSON,
+ * counts decayed to its `at`, at most `capacity` entries ranked by score and
+ * never above the store's `maxValueBytes`). It is written to every live node
+ * with a one-day TTL, like the tier state, so losing nodes loses no copy; a
+ * full memcached restart loses it.
+ *
+ * Concurrency: a push is read, merge, write. memcached gives no transaction
+ * here, so two processes pushing at the same moment race and the last writer
+ * wins: the loser's counts for that interval are lost. That is acceptable for
+ * statistics (a ranking, not an invoice); pushes from one process never overlap.
+ *
+ * @module
+ */
+import { validateNamespace } from '../keys.js'
+import { describe, validatePositive, validatePositiveInteger } from '../util/options.js'
+import { decayFactor, hotQueriesOf, scoreOf, validateSnapshot } from './query-statistics.js'
+import type { HotQuery, QueryStatistics, SnapshotEntry, StatisticsSnapshot } from './query-statistics.js'
+import type { Store } from '../store/store.js'
+import { StoreUnavailableError } from '../store/store.js'
+
+/** Options of {@link FarmStatistics}. */
+export interface FarmStatisticsOptions {
+  /** The cache tier the document lives on. */
+  store: Store
+  /** Namespace of the processes' caches; the document is `<namespace>:hot`. */
+  namespace: string
+  /** This process's statistics. */
+  local: QueryStatistics
+  /** Entries kept in the shared document, highest score first. Default 500. */
+  capacity?: number
+  /** Push interval of {@link FarmStatistics.start}, ms. Default 10 000. */
+  intervalMs?: number
+  /** Receives failures of background pushes (store down, …). Default: ignored. */
+  onError?: (error: unknown) => void
+}
+
+/** The key of the farm-wide statistics document. */
+export function hotStatisticsKey(namespace: string): string {
+  return `${namespace}:hot`
+}
+
+const DEFAULT_CAPACITY = 500
+const DEFAULT_INTERVAL_MS = 10_000
+/** One day: the document outlives quiet nights and lost nodes, not a full restart. */
+const DOCUMENT_TTL_SECONDS = 24 * 60 * 60
+/** Enough replicas to reach every node of any realistic tier (as tier/tier-state.ts). */
+const EVERY_NODE = 1024
+/** Deltas below this (decayed requests) are float noise, not traffic. */
+const EPSILON = 1e-6
+const KNOWN_OPTIONS = new Set(['store', 'namespace', 'local', 'capacity', 'intervalMs', 'onError'])
+
+/**
+ * Periodically merges this process's {@link QueryStatistics} into the
+ * farm-wide document (see the module comment for the race it accepts).
+ *
+ * @example
+ * ```ts
+ * const farm = new FarmStatistics({ store, namespace: 'app', local: statistics })
+ * farm.start() // pushes every 10 s
+ * // later, in the monitor or the CLI:
+ * const manifest = createManifest('app', (await farm.read()).slice(0, 200))
+ * await farm.stop() // pushes what is left
+ * ```
+ */
+export class FarmStatistics {
+  readonly #store: Store
+  readonly #key: string
+  readonly #local: QueryStatistics
+  readonly #capacity: number
+  readonly #intervalMs: number
+  readonly #onError: (error: unknown) => void
+  /** What the last successful push took from `local`: the next push adds only what came after. */
+  #baseline: { at: number; entries: Map<string, SnapshotEntry> } | undefined
+  #timer: NodeJS.Timeout | undefined
+  /** The push in flight; pushes are chained so two never compute from the same baseline. */
+  #pushing: Promise<void> = Promise.resolve()
+
+  /**
+   * @throws {TypeError} On a missing store or local statistics, a bad namespace or an unknown option.
+   * @throws {RangeError} On a `capacity` or `intervalMs` that is not positive.
+   */
+  constructor(options: FarmStatisticsOptions) {
+    if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+      throw new TypeError(`FarmStatistics options must be an object, got ${describe(options)}`)
+    }
+    for (const name of Object.keys(options)) {
+      if (!KNOWN_OPTIONS.has(name)) {
+        throw new TypeError(`FarmStatistics got unknown option ${JSON.stringify(name)}; known options: ${[...KNOWN_OPTIONS].join(', ')}`)
+      }
+    }
+    if (typeof options.store !== 'object' || options.store === null || typeof options.store.getReplicas !== 'function') {
+      throw new TypeError(`store must be a Store, got ${describe(options.store)}`)
+    }
+    if (typeof options.local !== 'object' || options.local === null || typeof options.local.snapshot !== 'function') {
+      throw new TypeError(`local must be a QueryStatistics, got ${describe(options.local)}`)
+    }
+    if (options.onError !== undefined && typeof options.onError !== 'function') {
+      throw new TypeError(`onError must be a function, got ${describe(options.onError)}`)
+    }
+    this.#store = options.store
+    this.#key = hotStatisticsKey(validateNamespace(options.namespace))
+    this.#local = options.local
+    this.#capacity = validatePositiveInteger(options.capacity ?? DEFAULT_CAPACITY, 'capacity')
+    this.#intervalMs = validatePositive(options.intervalMs ?? DEFAULT_INTERVAL_MS, 'intervalMs', 'milliseconds')
+    this.#onError = options.onError ?? (() => {})
+  }
+
+  /** Pushes every `intervalMs` until {@link stop}; failures go to `onError`. Idempotent; does not keep the process alive. */
+  start(): void {
+    if (this.#timer !== undefined) return
+    this.#timer = setInterval(() => {
+      this.push().catch(this.#onError)
+    }, this.#intervalMs)
+    this.#timer.unref()
+  }
+
+  /** Stops the timer, waits for a push in flight, then pushes what is left. Never rejects (failures go to `onError`). */
+  async stop(): Promise<void> {
+    if (this.#timer !== undefined) {
+      clearInterval(this.#timer)
+      this.#timer = undefined
+    }
+    await this.push().catch(this.#onError)
+  }
+
+  /**
+   * Adds what `local` recorded since the last successful push to the shared
+   * document: read it (the freshest copy on any live node), decay it to now,
+   * add the delta, keep the `capacity` best-scored entries that fit the store's
+   * `maxValueBytes`, write it to every live node. Does nothing when there is no
+   * new traffic. After a failure the same counts are retried on the next push.
+   *
+   * @throws {StoreUnavailableError} When no node could be read or written.
+   *
+   * @example
+   * ```ts
+   * await farm.push() // e.g. before building a manifest in this very process
+   * ```
+   */
+  push(): Promise<void> {
+    const run = this.#pushing.then(() => this.#push())
+    // The chain must survive a failed push.
+    this.#pushing = run.catch(() => {})
+    return run
+  }
+
+  /**
+   * The farm-wide statistics, decayed to now, highest score first: what a
+   * manifest is built from. Empty when no node holds the document.
+   *
+   * @throws {StoreUnavailableError} When no node answered.
+   *
+   * @example
+   * ```ts
+   * const manifest = createManifest('app', (await farm.read()).slice(0, 200))
+   * ```
+   */
+  async read(): Promise<HotQuery[]> {
+    const document = await this.readSnapshot()
+    if (document === undefined) return []
+    return hotQueriesOf(document, { halfLifeMs: this.#local.halfLifeMs })
+  }
+
+  /**
+   * The raw farm-wide document (the freshest valid copy on any live node), e.g.
+   * for the monitor to persist it to a file; `undefined` when no node holds one.
+   *
+   * @throws {StoreUnavailableError} When no node answered.
+   */
+  async readSnapshot(): Promise<StatisticsSnapshot | undefined> {
+    const copies = await this.#store.getReplicas(this.#key, EVERY_NODE)
+    let freshest: StatisticsSnapshot | undefined
+    for (const copy of copies) {
+      if (!(copy instanceof Buffer)) continue
+      try {
+        const document = validateSnapshot(JSON.parse(copy.toString('utf8')), this.#key)
+        if (freshest === undefined || document.at > freshest.at) freshest = document
+      } catch (error) {
+        // Garbage under our key is no document: the next push overwrites it.
+        this.#onError(error)
+      }
+    }
+    return freshest
+  }
+
+  async #push(): Promise<void> {
+    const current = this.#local.snapshot()
+    const delta = this.#delta(current)
+    if (delta.length === 0) return
+    const document = await this.readSnapshot()
+    const now = current.at
+    const halfLifeMs = this.#local.halfLifeMs
+    const merged = new Map<string, SnapshotEntry>()
+    if (document !== undefined) {
+      const decay = decayFactor(now - document.at, halfLifeMs)
+      for (const entry of document.entries) merged.set(entry.key, scaled(entry, decay))
+    }
+    for (const entry of delta) {
+      const known = merged.get(entry.key)
+      merged.set(entry.key, known === undefined ? entry : sum(known, entry))
+    }
+    const text = this.#encode(now, halfLifeMs, [...merged.values()])
+    const outcomes = await this.#store.setReplicas(this.#key, Buffer.from(text, 'utf8'), DOCUMENT_TTL_SECONDS, EVERY_NODE)
+    const failure = outcomes.find((outcome): outcome is StoreUnavailableError => outcome !== true)
+    if (!outcomes.includes(true)) {
+      throw failure ?? new StoreUnavailableError(`no node took ${this.#key}`)
+    }
+    this.#baseline = { at: current.at, entries: new Map(current.entries.map((entry) => [entry.key, entry])) }
+  }
+
+  /** `current` minus the baseline decayed to `current.at`: only traffic since the last push. */
+  #delta(current: StatisticsSnapshot): SnapshotEntry[] {
+    const baseline = this.#baseline
+    const decay = baseline === undefined ? 1 : decayFactor(current.at - baseline.at, this.#local.halfLifeMs)
+    const delta: SnapshotEntry[] = []
+    for (const entry of current.entries) {
+      const base = baseline?.entries.get(entry.key)
+      // A counter's error only grows when it is (re)admitted: then its whole count is new to the farm.
+      if (base === undefined || entry.error > base.error * decay + EPSILON) {
+        if (entry.requests > EPSILON) delta.push(entry)
+        continue
+      }
+      const requests = entry.requests - base.requests * decay
+      if (requests <= EPSILON) continue
+      delta.push({
+        ...entry,
+        requests,
+        error: 0,
+        hits: positive(entry.hits - base.hits * decay),
+        misses: positive(entry.misses - base.misses * decay),
+        executions: positive(entry.executions - base.executions * decay),
+        databaseMs: positive(entry.databaseMs - base.databaseMs * decay),
+      })
+    }
+    return delta
+  }
+
+  /** The document as JSON: the `capacity` best-scored entries, skipping any that would push it over `maxValueBytes`. */
+  #encode(at: number, halfLifeMs: number, entries: SnapshotEntry[]): string {
+    const ranked = entries
+      .map((entry) => ({ entry, score: scoreOf(entry.requests, entry.error, entry.executions, entry.databaseMs) }))
+      .sort((a, b) => b.score - a.score || b.entry.requests - a.entry.requests)
+    const head = `{"version":1,"at":${at},"halfLifeMs":${halfLifeMs},"entries":[`
+    const tail = ']}'
+    const limit = this.#store.maxValueBytes
+    let size = Buffer.byteLength(head) + tail.length
+    const parts: string[] = []
+    for (const { entry } of ranked) {
+      if (parts.length >= this.#capacity) break
+      const part = JSON.stringify(compact(entry))
+      const cost = Buffer.byteLength(part) + (parts.length === 0 ? 0 : 1)
+      // Long SQL: an entry that does not fit is dropped, smaller lower-scored ones may still fit.
+      if (size + cost > limit) continue
+      parts.push(part)
+      size += cost
+    }
+    return head + parts.join(',') + tail
+  }
+}
+
+function positive(value: number): number {
+  return value > EPSILON ? value : 0
+}
+
+function scaled(entry: SnapshotEntry, factor: number): SnapshotEntry {
+  return {
+    ...entry,
+    requests: entry.requests * factor,
+    error: entry.error * factor,
+    hits: entry.hits * factor,
+    misses: entry.misses * factor,
+    executions: entry.executions * factor,
+    databaseMs: entry.databaseMs * factor,
+  }
+}
+
+function sum(a: SnapshotEntry, b: SnapshotEntry): SnapshotEntry {
+  return {
+    ...a,
+    requests: a.requests + b.requests,
+    error: a.error + b.error,
+    hits: a.hits + b.hits,
+    misses: a.misses + b.misses,
+    executions: a.executions + b.executions,
+    databaseMs: a.databaseMs + b.databaseMs,
+    lastSeen: Math.max(a.lastSeen, b.lastSeen),
+  }
+}
+
+/** Counts rounded to 1/1000: a decayed count needs no 17 significant digits, the document stays small. */
+function compact(entry: SnapshotEntry): SnapshotEntry {
+  return {
+    key: entry.key,
+    sql: entry.sql,
+    parameters: entry.parameters,
+    tables: entry.tables,
+    tags: entry.tags,
+    ttl: entry.ttl,
+    requests: round(entry.requests),
+    error: round(entry.error),
+    hits: round(entry.hits),
+    misses: round(entry.misses),
+    executions: round(entry.executions),
+    databaseMs: round(entry.databaseMs),
+    lastSeen: entry.lastSeen,
+  }
+}
+
+function round(value: number): number {
+  return Math.round(value * 1000) / 1000
+}

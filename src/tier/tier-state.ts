@@ -1,0 +1,176 @@
+import { describe, MAX_TTL_SECONDS } from '../util/options.js'
+import type { Store } from '../store/store.js'
+import { StoreUnavailableError } from '../store/store.js'
+
+/** How the cache tier is doing: `degraded` turns on the farm-wide `safe-` lock. */
+export type CacheMode = 'normal' | 'degraded'
+
+/**
+ * The shared flag: the monitor's view of the tier, published to every live
+ * memcached node each interval with a short TTL. If the monitor dies, the flag
+ * expires and every process falls back to its own view.
+ */
+export interface TierState {
+  readonly version: 1
+  readonly mode: CacheMode
+  /** Nodes (`host:port`) the monitor sees down; processes keep them off their ring. */
+  readonly down: readonly string[]
+  /** When `mode` took effect, ms since the epoch. */
+  readonly since: number
+  /** Why, in a few words: `node 10.0.0.3:11211 down (refused)`, `settled`, `operator`. */
+  readonly reason: string
+  /** Who published it: `monitor host:pid`. */
+  readonly setBy: string
+  /** When it was published, ms since the epoch. */
+  readonly at: number
+  /** Farm-wide hit ratio over the monitor's last window, when there was traffic. */
+  readonly hitRatio?: number
+  /** A mode forced by an operator, in force until `until`. */
+  readonly override?: ModeOverride
+  /** Warm-up of a returning node, while the monitor replays its hottest keys before listing it up. */
+  readonly warmup?: {
+    readonly node: string
+    readonly done: number
+    readonly total: number
+    /** ms since the epoch. */
+    readonly startedAt: number
+  }
+}
+
+/** An operator's `kysely-memcache mode degraded --for 10m`. */
+export interface ModeOverride {
+  readonly mode: CacheMode
+  /** ms since the epoch. */
+  readonly until: number
+  readonly setBy: string
+  /** When it was written, ms since the epoch: the newest write wins, a clear included. */
+  readonly at: number
+}
+
+/** Farm-wide request counters every process adds its hits and misses to. */
+export interface FarmCounterKeys {
+  readonly hits: string
+  readonly misses: string
+}
+
+export function tierStateKey(namespace: string): string {
+  return `${namespace}:tier:state`
+}
+
+export function modeOverrideKey(namespace: string): string {
+  return `${namespace}:tier:override`
+}
+
+export function farmCounterKeys(namespace: string): FarmCounterKeys {
+  return { hits: `${namespace}:tier:hits`, misses: `${namespace}:tier:misses` }
+}
+
+/** Enough replicas to reach every node of any realistic tier. */
+const EVERY_NODE = 1024
+
+/** Writes `value` to every live node, so it stays readable whichever nodes are down; resolves how many took it. */
+export async function publish(store: Store, key: string, value: object, ttlSeconds: number): Promise<number> {
+  const outcomes = await store.setReplicas(key, Buffer.from(JSON.stringify(value)), ttlSeconds, EVERY_NODE)
+  return outcomes.filter((outcome) => outcome === true).length
+}
+
+/** The tier state on any live node, the freshest if copies differ; `undefined` when none has one. */
+export async function readTierState(store: Store, namespace: string): Promise<TierState | undefined> {
+  return freshest(await readEverywhere(store, tierStateKey(namespace)), isTierState, (state) => state.at)
+}
+
+/** The operator's override in force now, if any. */
+export async function readModeOverride(store: Store, namespace: string, now = Date.now()): Promise<ModeOverride | undefined> {
+  // Newest write wins, so a node that missed a clear cannot revive an old override.
+  const override = freshest(await readEverywhere(store, modeOverrideKey(namespace)), isModeOverride, (o) => o.at)
+  return override !== undefined && override.until > now ? override : undefined
+}
+
+/**
+ * Forces `mode` for `forMs` (or clears the override with `'auto'`), on every live
+ * node. Processes and the monitor honour it until it expires.
+ */
+export async function writeModeOverride(
+  store: Store,
+  namespace: string,
+  mode: CacheMode | 'auto',
+  forMs: number,
+  setBy: string,
+): Promise<ModeOverride | undefined> {
+  if (mode !== 'auto' && !isMode(mode)) {
+    throw new TypeError(`mode must be "normal", "degraded" or "auto", got ${describe(mode)}`)
+  }
+  if (mode !== 'auto' && (typeof forMs !== 'number' || !Number.isFinite(forMs) || forMs <= 0 || forMs > MAX_TTL_SECONDS * 1000)) {
+    throw new RangeError(`forMs must be a positive number of milliseconds up to 30 days, got ${describe(forMs)}`)
+  }
+  if (mode === 'auto') {
+    // An override that has already expired reads as none; written last, it beats older ones.
+    const cleared: ModeOverride = { mode: 'normal', until: 0, setBy, at: Date.now() }
+    // No expiry: it must outlive every older override copy, however long that one was set for.
+    await publish(store, modeOverrideKey(namespace), cleared, 0)
+    return undefined
+  }
+  const override: ModeOverride = { mode, until: Date.now() + forMs, setBy, at: Date.now() }
+  await publish(store, modeOverrideKey(namespace), override, Math.ceil(forMs / 1000) + 1)
+  return override
+}
+
+async function readEverywhere(store: Store, key: string): Promise<unknown[]> {
+  let copies: Array<Buffer | undefined | StoreUnavailableError>
+  try {
+    copies = await store.getReplicas(key, EVERY_NODE)
+  } catch (error) {
+    if (error instanceof StoreUnavailableError) return []
+    throw error
+  }
+  const values: unknown[] = []
+  for (const copy of copies) {
+    if (!(copy instanceof Buffer)) continue
+    try {
+      values.push(JSON.parse(copy.toString('utf8')))
+    } catch {
+      // Garbage under our key is no state at all.
+    }
+  }
+  return values
+}
+
+function freshest<T>(values: unknown[], valid: (value: unknown) => value is T, age: (value: T) => number): T | undefined {
+  let best: T | undefined
+  for (const value of values) {
+    if (valid(value) && (best === undefined || age(value) > age(best))) best = value
+  }
+  return best
+}
+
+function isMode(value: unknown): value is CacheMode {
+  return value === 'normal' || value === 'degraded'
+}
+
+function isModeOverride(value: unknown): value is ModeOverride {
+  const o = value as ModeOverride
+  return (
+    typeof o === 'object' &&
+    o !== null &&
+    isMode(o.mode) &&
+    typeof o.until === 'number' &&
+    typeof o.at === 'number' &&
+    typeof o.setBy === 'string'
+  )
+}
+
+function isTierState(value: unknown): value is TierState {
+  const s = value as TierState
+  return (
+    typeof s === 'object' &&
+    s !== null &&
+    s.version === 1 &&
+    isMode(s.mode) &&
+    Array.isArray(s.down) &&
+    s.down.every((node) => typeof node === 'string') &&
+    typeof s.since === 'number' &&
+    typeof s.at === 'number' &&
+    typeof s.reason === 'string' &&
+    typeof s.setBy === 'string'
+  )
+}
