@@ -56,6 +56,31 @@ export function lockKey(key: string): string {
   return `safe-${key}`
 }
 
+/** The monitor's shared view of the tier (`TierState`, tier/tier-state.ts), on every live node. */
+export function tierStateKey(namespace: string): string {
+  return `${namespace}:tier:state`
+}
+
+/** An operator's forced mode (`ModeOverride`), on every live node. */
+export function modeOverrideKey(namespace: string): string {
+  return `${namespace}:tier:override`
+}
+
+/** Farm-wide request counters every process adds its hits and misses to. */
+export interface FarmCounterKeys {
+  readonly hits: string
+  readonly misses: string
+}
+
+export function farmCounterKeys(namespace: string): FarmCounterKeys {
+  return { hits: `${namespace}:tier:hits`, misses: `${namespace}:tier:misses` }
+}
+
+/** The farm-wide query statistics document (see statistics/farm-statistics.ts). */
+export function hotStatisticsKey(namespace: string): string {
+  return `${namespace}:hot`
+}
+
 /** Generation counters: one for the namespace, one per table, one per tag. */
 export function namespaceGenerationKey(namespace: string): string {
   return `${namespace}:g:*`

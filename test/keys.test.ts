@@ -1,6 +1,17 @@
 import { describe, expect, it } from 'vitest'
 import { decodeEntry, decodeRows, encodeEntry, encodeRows } from '../src/cache/codec.js'
-import { queryKey, tableGenerationKey, tagGenerationKey, validateNamespace } from '../src/keys.js'
+import {
+  farmCounterKeys,
+  hotStatisticsKey,
+  lockKey,
+  modeOverrideKey,
+  namespaceGenerationKey,
+  queryKey,
+  tableGenerationKey,
+  tagGenerationKey,
+  tierStateKey,
+  validateNamespace,
+} from '../src/keys.js'
 
 const memcachedSafe = /^[\x21-\x7e]{1,250}$/
 
@@ -46,6 +57,23 @@ describe('cache keys', () => {
       expect(key).toMatch(memcachedSafe)
     }
     expect(tableGenerationKey('ns', 'public.person')).toBe('ns:g:t:public.person')
+  })
+
+  it('pin every shared key a running farm already reads, each distinct', () => {
+    const { hits, misses } = farmCounterKeys('ns')
+    const query = queryKey('ns', 'select 1', [], [], 'db')
+    const keys = [
+      tierStateKey('ns'),
+      modeOverrideKey('ns'),
+      hits,
+      misses,
+      hotStatisticsKey('ns'),
+      namespaceGenerationKey('ns'),
+      lockKey(query),
+    ]
+    // Pinned: processes of an older release read these while a new one rolls out.
+    expect(keys).toEqual(['ns:tier:state', 'ns:tier:override', 'ns:tier:hits', 'ns:tier:misses', 'ns:hot', 'ns:g:*', `safe-${query}`])
+    expect(new Set(keys).size).toBe(keys.length)
   })
 
   it('reject a namespace memcached could not carry', () => {

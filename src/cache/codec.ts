@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { SuperJSON } from 'superjson'
-import { describe } from '../util/options.js'
+import { describe } from '../util/validate.js'
 
 /** What a registered type's `serialize` returns. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue }

@@ -39,26 +39,116 @@ export interface CacheStats {
   readonly modeTransitions: number
 }
 
-export class CacheCounters implements CacheStats {
-  hits = 0
-  misses = 0
-  stores = 0
-  invalidations = 0
-  errors = 0
-  bypassed = 0
-  coalesced = 0
-  oversize = 0
-  uncacheable = 0
-  lockAcquired = 0
-  lockWaited = 0
-  lockWaitMs = 0
-  lockWaitHits = 0
-  lockTimeouts = 0
-  lockUnavailable = 0
-  lockAbandoned = 0
-  modeTransitions = 0
+type Counts = { -readonly [K in keyof CacheStats]: CacheStats[K] }
 
+/**
+ * The counters of one cache, recorded here only: each method records one event.
+ *
+ * ```ts
+ * const counters = new CacheCounters()
+ * counters.hit()
+ * counters.snapshot().hits // 1
+ * ```
+ */
+export class CacheCounters {
+  readonly #counts: Counts = {
+    hits: 0,
+    misses: 0,
+    stores: 0,
+    invalidations: 0,
+    errors: 0,
+    bypassed: 0,
+    coalesced: 0,
+    oversize: 0,
+    uncacheable: 0,
+    lockAcquired: 0,
+    lockWaited: 0,
+    lockWaitMs: 0,
+    lockWaitHits: 0,
+    lockTimeouts: 0,
+    lockUnavailable: 0,
+    lockAbandoned: 0,
+    modeTransitions: 0,
+  }
+
+  /** Hits so far; the mode view reports what it served since its last report. */
+  get hits(): number {
+    return this.#counts.hits
+  }
+
+  /** Misses so far, as {@link hits}. */
+  get misses(): number {
+    return this.#counts.misses
+  }
+
+  hit(): void {
+    this.#counts.hits++
+  }
+
+  miss(): void {
+    this.#counts.misses++
+  }
+
+  stored(): void {
+    this.#counts.stores++
+  }
+
+  invalidated(): void {
+    this.#counts.invalidations++
+  }
+
+  failed(): void {
+    this.#counts.errors++
+  }
+
+  bypassed(): void {
+    this.#counts.bypassed++
+  }
+
+  coalesced(): void {
+    this.#counts.coalesced++
+  }
+
+  oversize(): void {
+    this.#counts.oversize++
+  }
+
+  uncacheable(): void {
+    this.#counts.uncacheable++
+  }
+
+  lockAcquired(): void {
+    this.#counts.lockAcquired++
+  }
+
+  /** A waiter that stopped waiting for the lock, after `waitMs`. */
+  lockWaited(waitMs: number): void {
+    this.#counts.lockWaited++
+    this.#counts.lockWaitMs += waitMs
+  }
+
+  lockWaitHit(): void {
+    this.#counts.lockWaitHits++
+  }
+
+  lockTimeout(): void {
+    this.#counts.lockTimeouts++
+  }
+
+  lockUnavailable(): void {
+    this.#counts.lockUnavailable++
+  }
+
+  lockAbandoned(): void {
+    this.#counts.lockAbandoned++
+  }
+
+  modeChanged(): void {
+    this.#counts.modeTransitions++
+  }
+
+  /** A copy: later events do not change it. */
   snapshot(): CacheStats {
-    return { ...this }
+    return { ...this.#counts }
   }
 }

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import { describe, MAX_TTL_SECONDS, rejectUnknown, validateDelay } from '../util/options.js'
+import { delayMs, describe, rejectUnknown, wholeSeconds } from '../util/validate.js'
 import type { CacheCounters } from './counters.js'
+import { lookup, type Lookup } from './lookup.js'
 import type { Store } from '../store/store.js'
 
 /**
@@ -35,8 +36,8 @@ export const ORIGINAL_SAFE_MODE: SafeModeOptions = Object.freeze({
   wait: Object.freeze({ initialMs: 5000, maxMs: 5000, maxWaitMs: 30_000, jitter: false }),
 })
 
-const SAFE_MODE_OPTIONS = new Set(['lockTtl', 'wait'])
-const WAIT_OPTIONS = new Set(['initialMs', 'maxMs', 'maxWaitMs', 'jitter'])
+const SAFE_MODE_OPTIONS = ['lockTtl', 'wait']
+const WAIT_OPTIONS = ['initialMs', 'maxMs', 'maxWaitMs', 'jitter']
 
 export interface SafeLockConfig {
   readonly lockTtl: number
@@ -46,25 +47,31 @@ export interface SafeLockConfig {
   readonly jitter: boolean
 }
 
+/**
+ * The lock's settings from `safeMode` as the caller wrote it: defaults filled
+ * in, every value checked; `false` turns safe mode off.
+ *
+ * ```ts
+ * resolveSafeMode({ wait: { maxWaitMs: 2000 } })
+ * // { lockTtl: 2, initialMs: 20, maxMs: 100, maxWaitMs: 2000, jitter: true }
+ * ```
+ */
 export function resolveSafeMode(options: SafeModeOptions | false | undefined): SafeLockConfig | false {
   if (options === false) return false
   if (options !== undefined && (typeof options !== 'object' || options === null)) {
     throw new TypeError(`safeMode must be an object or false, got ${describe(options)}`)
   }
   if (options !== undefined) rejectUnknown(options, SAFE_MODE_OPTIONS, 'safeMode')
-  const lockTtl = options?.lockTtl ?? 2
   // memcached expires on whole-second ticks: a 1 s lock can vanish at once.
-  if (typeof lockTtl !== 'number' || !Number.isInteger(lockTtl) || lockTtl < 2 || lockTtl > MAX_TTL_SECONDS) {
-    throw new RangeError(`safeMode.lockTtl must be a whole number of seconds from 2 to ${MAX_TTL_SECONDS}, got ${describe(lockTtl)}`)
-  }
+  const lockTtl = wholeSeconds(options?.lockTtl ?? 2, 'safeMode.lockTtl', 2)
   const wait = options?.wait ?? {}
   if (typeof wait !== 'object' || wait === null) {
     throw new TypeError(`safeMode.wait must be an object, got ${describe(wait)}`)
   }
   rejectUnknown(wait, WAIT_OPTIONS, 'safeMode.wait')
-  const initialMs = validateDelay(wait.initialMs ?? 20, 'safeMode.wait.initialMs')
-  const maxMs = validateDelay(wait.maxMs ?? 100, 'safeMode.wait.maxMs')
-  const maxWaitMs = validateDelay(wait.maxWaitMs ?? 5000, 'safeMode.wait.maxWaitMs')
+  const initialMs = delayMs(wait.initialMs ?? 20, 'safeMode.wait.initialMs')
+  const maxMs = delayMs(wait.maxMs ?? 100, 'safeMode.wait.maxMs')
+  const maxWaitMs = delayMs(wait.maxWaitMs ?? 5000, 'safeMode.wait.maxWaitMs')
   if (maxMs < initialMs) {
     throw new RangeError(`safeMode.wait.maxMs must be at least safeMode.wait.initialMs (${initialMs}), got ${maxMs}`)
   }
@@ -79,11 +86,9 @@ export function resolveSafeMode(options: SafeModeOptions | false | undefined): S
 export interface LockedWork<T> {
   /** Runs the query and stores its result; `stored` says whether others can now read it. */
   compute(): Promise<{ value: T; stored: boolean }>
-  /** The result another process stored, `undefined` if none yet, `UNAVAILABLE` if the cache cannot tell. */
-  recheck(): Promise<T | undefined | typeof UNAVAILABLE>
+  /** The result another process stored: found, absent (none yet), or failed (the cache cannot tell). */
+  recheck(): Promise<Lookup<T>>
 }
-
-export const UNAVAILABLE = Symbol('unavailable')
 
 /** What happened to one degraded miss, for tracing. */
 export type LockEvent = 'acquired' | 'waited' | 'timeout' | 'unavailable' | 'abandoned'
@@ -98,6 +103,10 @@ const UNSTORED = Buffer.from('unstored')
  * safe-<key>` computes, the others wait and re-check the real key, and go to the
  * database when the wait bound passes, when the lock cannot be read or written,
  * or as soon as the holder reports that it failed.
+ *
+ * ```ts
+ * const flight = await computeUnderLock(store, lockKey(key), config, { compute, recheck }, counters)
+ * ```
  */
 export async function computeUnderLock<T>(
   store: Store,
@@ -114,8 +123,7 @@ export async function computeUnderLock<T>(
   const done = (): void => {
     if (waited) {
       const waitMs = performance.now() - started
-      counters.lockWaited++
-      counters.lockWaitMs += waitMs
+      counters.lockWaited(waitMs)
       notify('waited', waitMs)
     }
   }
@@ -129,12 +137,12 @@ export async function computeUnderLock<T>(
     try {
       won = await store.add(lockKey, COMPUTING, config.lockTtl)
     } catch {
-      counters.lockUnavailable++
+      counters.lockUnavailable()
       notify('unavailable')
       return fallThrough()
     }
     if (won) {
-      counters.lockAcquired++
+      counters.lockAcquired()
       notify('acquired')
       done()
       return hold(store, lockKey, config, work)
@@ -144,7 +152,7 @@ export async function computeUnderLock<T>(
     for (;;) {
       const remaining = deadline - performance.now()
       if (remaining <= 0) {
-        counters.lockTimeouts++
+        counters.lockTimeout()
         notify('timeout')
         return fallThrough()
       }
@@ -152,29 +160,29 @@ export async function computeUnderLock<T>(
       await sleep(Math.min(pause * spread, remaining))
       pause = Math.min(pause * 2, config.maxMs)
 
-      const [found, holder] = await Promise.all([work.recheck(), readLock(store, lockKey)])
-      if (found !== undefined && found !== UNAVAILABLE) {
-        counters.lockWaitHits++
+      const [found, holder] = await Promise.all([work.recheck(), lookup(store, lockKey)])
+      if (found.kind === 'found') {
+        counters.lockWaitHit()
         done()
-        return found
+        return found.value
       }
-      if (found === UNAVAILABLE || holder === UNAVAILABLE) {
-        counters.lockUnavailable++
+      if (found.kind === 'failed' || holder.kind === 'failed') {
+        counters.lockUnavailable()
         notify('unavailable')
         return fallThrough()
       }
-      if (holder === undefined) {
+      if (holder.kind === 'absent') {
         // Released between our two reads (look once more), or expired with its holder: contend again.
         const late = await work.recheck()
-        if (late !== undefined && late !== UNAVAILABLE) {
-          counters.lockWaitHits++
+        if (late.kind === 'found') {
+          counters.lockWaitHit()
           done()
-          return late
+          return late.value
         }
         break
       }
-      if (!holder.equals(COMPUTING)) {
-        counters.lockAbandoned++
+      if (!holder.value.equals(COMPUTING)) {
+        counters.lockAbandoned()
         notify('abandoned')
         return fallThrough()
       }
@@ -199,13 +207,5 @@ async function hold<T>(store: Store, lockKey: string, config: SafeLockConfig, wo
     clearInterval(refresh)
     await store.set(lockKey, FAILED, config.lockTtl).catch(() => {})
     throw error
-  }
-}
-
-async function readLock(store: Store, lockKey: string): Promise<Buffer | undefined | typeof UNAVAILABLE> {
-  try {
-    return await store.get(lockKey)
-  } catch {
-    return UNAVAILABLE
   }
 }

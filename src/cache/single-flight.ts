@@ -29,23 +29,28 @@ export class SingleFlight<T> {
   }
 
   /**
-   * Runs `work` unless a flight for `key` can take this caller, in which case its
-   * promise is returned and `joined` is called. `work` calls `started()` right
+   * Runs `work` unless a flight for `key` can take this caller, in which case it
+   * joins that flight's promise (`joined: true`). `work` calls `started()` right
    * before the part late joiners must not miss (the database query), with the
    * proven version that query runs under when it has one (it created the
    * generations it read missing).
+   *
+   * ```ts
+   * const { promise, joined } = flights.run(key, flights.ticket(), version, async (started) => {
+   *   started()
+   *   return runQuery()
+   * })
+   * ```
    */
   run(
     key: string,
     readAt: number,
     version: string | undefined,
     work: (started: (version?: string) => void) => Promise<T>,
-    joined?: () => void,
-  ): Promise<T> {
+  ): { readonly promise: Promise<T>; readonly joined: boolean } {
     const running = this.#flights.get(key)
     if (running !== undefined && (running.startedAt > readAt || (version !== undefined && running.version === version))) {
-      joined?.()
-      return running.promise
+      return { promise: running.promise, joined: true }
     }
     const flight: Flight<T> = { version, startedAt: Number.POSITIVE_INFINITY, promise: undefined as unknown as Promise<T> }
     const forget = (): void => {
@@ -65,7 +70,7 @@ export class SingleFlight<T> {
       forget,
     )
     this.#flights.set(key, flight)
-    return flight.promise
+    return { promise: flight.promise, joined: false }
   }
 }
 

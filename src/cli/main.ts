@@ -10,10 +10,12 @@ import { Kysely, PostgresDialect } from 'kysely'
 import { createQueryCache } from '../cache/create-query-cache.js'
 import type { QueryCache } from '../cache/create-query-cache.js'
 import { formatDuration, parseDuration } from '../util/duration.js'
+import { THIRTY_DAYS_SECONDS } from '../util/validate.js'
 import { FarmStatistics, hotStatisticsKey } from '../statistics/farm-statistics.js'
 import { validateNamespace } from '../keys.js'
-import { redactUrl, startMonitor } from '../monitor/tier-monitor.js'
-import type { Monitor, MonitorWarmupOptions } from '../monitor/tier-monitor.js'
+import { startMonitor } from '../monitor/start-monitor.js'
+import { redactUrl } from '../monitor/tier-monitor.js'
+import type { Monitor, MonitorWarmupOptions } from '../monitor/start-monitor.js'
 import { probeNode, readNodeStats } from '../store/memcached/node-probe.js'
 import type { ProbeResult } from '../store/memcached/node-probe.js'
 import { hotQueriesOf, QueryStatistics } from '../statistics/query-statistics.js'
@@ -303,6 +305,8 @@ async function runMode(argv: readonly string[], io: CliIo): Promise<number> {
   } else {
     if (values.for === undefined) throw new UsageError(`mode ${mode} needs --for, e.g. --for 10m`, 'mode')
     forMs = duration(values.for, '--for', 'mode')
+    // The override's memcached expiry is relative, which memcached caps at 30 days.
+    if (forMs > THIRTY_DAYS_SECONDS * 1000) throw new UsageError(`--for must be at most 30d, got ${JSON.stringify(values.for)}`, 'mode')
   }
   const timeoutMs = values.timeout === undefined ? DEFAULT_TIMEOUT_MS : duration(values.timeout, '--timeout', 'mode')
 
@@ -319,7 +323,9 @@ async function runMode(argv: readonly string[], io: CliIo): Promise<number> {
     const override = await writeModeOverride(store, namespace, mode, forMs, operatorName())
     const where =
       unreachable.length === 0
-        ? `on all ${servers.length} node${servers.length === 1 ? '' : 's'}`
+        ? servers.length === 1
+          ? 'on its one node'
+          : `on all ${servers.length} nodes`
         : `on ${servers.length - unreachable.length} of ${servers.length} nodes (unreachable: ${describeFailures(servers, probes)})`
     if (override === undefined) {
       io.stdout.write(`${NAME}: override removed for namespace ${JSON.stringify(namespace)} ${where}; the monitor decides the mode again\n`)
@@ -447,8 +453,13 @@ function formatStatus(report: StatusReport): string {
     }
   }
   const state = report.state
+  const override = report.override
   if (state === null) {
-    lines.push('mode:      unknown: no monitor running (flag absent or expired); each process goes by its own view')
+    lines.push(
+      override === null
+        ? 'mode:      unknown: no monitor running (flag absent or expired); each process goes by its own view'
+        : `mode:      ${override.mode}, forced by the operator override (no monitor running)`,
+    )
   } else {
     lines.push(`mode:      ${state.mode} since ${iso(state.since)} (for ${formatDuration(Math.max(0, now - state.since))})`)
     lines.push(`reason:    ${state.reason}`)
@@ -459,7 +470,6 @@ function formatStatus(report: StatusReport): string {
   if (warmup !== null) {
     lines.push(`warm-up:   warming ${warmup.node}: ${warmup.done}/${warmup.total} since ${formatDuration(Math.max(0, now - warmup.startedAt))}`)
   }
-  const override = report.override
   lines.push(
     override === null
       ? 'override:  none'
@@ -757,11 +767,12 @@ interface Values {
 }
 
 function parse(command: Command, argv: readonly string[], allowPositionals: boolean): { values: Values; positionals: string[] } {
-  let parsed: { values: Values; positionals: string[] }
+  let parsed: { values: Values; positionals: string[]; tokens: Array<{ kind: string; name?: string; value?: string }> }
   try {
-    parsed = parseArgs({ args: [...argv], options: OPTIONS[command], strict: true, allowPositionals: true }) as {
+    parsed = parseArgs({ args: attachNegativeValues(command, argv), options: OPTIONS[command], strict: true, allowPositionals: true, tokens: true }) as {
       values: Values
       positionals: string[]
+      tokens: Array<{ kind: string; name?: string; value?: string }>
     }
   } catch (error) {
     const code = (error as { code?: unknown }).code
@@ -773,7 +784,38 @@ function parse(command: Command, argv: readonly string[], allowPositionals: bool
   if (!allowPositionals && parsed.positionals.length > 0 && parsed.values.help !== true) {
     throw new UsageError(`${command} takes no arguments, got ${parsed.positionals.map((p) => JSON.stringify(p)).join(' ')}`, command)
   }
-  return parsed
+  // parseArgs keeps the last of a repeated flag; a second --servers is more likely a mistake than an override.
+  const given = new Map<string, Array<string | undefined>>()
+  for (const token of parsed.tokens) {
+    if (token.kind === 'option' && token.name !== undefined) given.set(token.name, [...(given.get(token.name) ?? []), token.value])
+  }
+  for (const [name, values] of given) {
+    if (values.length > 1) {
+      const shown = values.every((value) => value === undefined) ? '' : ` (${values.map((value) => JSON.stringify(value)).join(', ')})`
+      throw new UsageError(`--${name} was given ${values.length} times${shown}; give it once`, command)
+    }
+  }
+  return { values: parsed.values, positionals: parsed.positionals }
+}
+
+/**
+ * Joins `--timeout -1s` into `--timeout=-1s`: parseArgs takes a value starting
+ * with "-" for a flag, while the flag's own check names it and says what is wrong.
+ */
+function attachNegativeValues(command: Command, argv: readonly string[]): string[] {
+  const options: Readonly<Record<string, { readonly type: string }>> = OPTIONS[command]
+  const args: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string
+    const next = argv[i + 1]
+    if (arg.startsWith('--') && options[arg.slice(2)]?.type === 'string' && next !== undefined && /^-\d/.test(next)) {
+      args.push(`${arg}=${next}`)
+      i++
+    } else {
+      args.push(arg)
+    }
+  }
+  return args
 }
 
 function target(command: Command, values: Values): { servers: ServerAddress[]; namespace: string } {

@@ -11,7 +11,7 @@ import {
   type SelectQueryBuilder,
   type UnknownRow,
 } from 'kysely'
-import { describe, validateTags, validateTtl } from '../util/options.js'
+import { describe, requireOptionsObject, tagList, ttlSeconds } from '../util/validate.js'
 import type { WarmupEntry } from '../warmup/manifest.js'
 
 /** Per-query cache options, given to `.cached()` or `cached()`. */
@@ -66,9 +66,7 @@ class CachedMarkerPlugin implements KyselyPlugin {
   readonly #volatile: boolean
 
   constructor(options: CachedOptions) {
-    if (options === null || typeof options !== 'object') {
-      throw new TypeError(`.cached() options must be an object, got ${describe(options)}`)
-    }
+    requireOptionsObject(options, '.cached()')
     if (options.safe !== undefined && typeof options.safe !== 'boolean') {
       throw new TypeError(`safe must be a boolean, got ${describe(options.safe)}`)
     }
@@ -77,8 +75,8 @@ class CachedMarkerPlugin implements KyselyPlugin {
       throw new TypeError(`volatile must be a boolean, got ${describe(options.volatile)}`)
     }
     this.#volatile = options.volatile ?? false
-    this.#ttl = options.ttl === undefined ? undefined : validateTtl(options.ttl, 'ttl')
-    this.#tags = options.tags === undefined ? [] : [...new Set(validateTags(options.tags, 'tags'))].sort()
+    this.#ttl = options.ttl === undefined ? undefined : ttlSeconds(options.ttl, 'ttl')
+    this.#tags = options.tags === undefined ? [] : [...new Set(tagList(options.tags, 'tags'))].sort()
   }
 
   transformQuery({ node }: PluginTransformQueryArgs): RootOperationNode {
@@ -183,7 +181,7 @@ class DeclareWritesPlugin implements KyselyPlugin {
  * ```
  */
 export function declareWrites(tables: readonly string[]): KyselyPlugin {
-  return new DeclareWritesPlugin(validateTags(tables, 'declareWrites(tables)'))
+  return new DeclareWritesPlugin(tagList(tables, 'declareWrites(tables)'))
 }
 
 /** A warm-up entry to replay, and what came of it. */

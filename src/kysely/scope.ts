@@ -1,6 +1,6 @@
 import { CompiledQuery, type DatabaseConnection, type RootOperationNode } from 'kysely'
 import type { WriteSet } from '../cache/engine.js'
-import { describe } from '../util/options.js'
+import { describe } from '../util/validate.js'
 import { analyzeStatement, type StatementInfo } from './statement.js'
 
 /*

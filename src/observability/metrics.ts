@@ -3,6 +3,14 @@ import type { Registry } from 'prom-client'
 import type { CacheStats } from '../cache/counters.js'
 import type { CacheMode } from '../tier/tier-state.js'
 
+/**
+ * The part of a prom-client `Registry` the cache needs, typed here so that the
+ * published types compile without prom-client (an optional peer) installed.
+ */
+export interface MetricsRegistry {
+  registerMetric(metric: object): void
+}
+
 /** What a cache exposes to its metrics; read only when Prometheus scrapes. */
 export interface MetricsSource {
   readonly namespace: string
@@ -15,23 +23,23 @@ export interface MetricsSource {
 
 /** Counter name suffix → the `stats()` field it reports. */
 const COUNTERS: ReadonlyArray<readonly [string, keyof CacheStats, string]> = [
-  ['hits_total', 'hits', '.cached() queries served from the cache'],
-  ['misses_total', 'misses', '.cached() queries that went to the database'],
-  ['stores_total', 'stores', 'results written to the cache'],
-  ['invalidations_total', 'invalidations', 'invalidations recorded'],
-  ['errors_total', 'errors', 'cache operations that failed (the query went on without the cache)'],
-  ['bypassed_total', 'bypassed', '.cached() queries inside a transaction'],
-  ['coalesced_total', 'coalesced', 'misses that joined an identical query of this process'],
-  ['oversize_total', 'oversize', 'results not stored for their size'],
-  ['lock_acquired_total', 'lockAcquired', 'degraded misses that won the safe- lock'],
-  ['lock_waited_total', 'lockWaited', 'degraded misses that waited for another process'],
-  ['lock_timeouts_total', 'lockTimeouts', 'waiters that gave up at the wait bound'],
-  ['lock_unavailable_total', 'lockUnavailable', 'misses that could not read or write the lock'],
-  ['lock_abandoned_total', 'lockAbandoned', 'waiters that left early because the holder failed'],
-  ['mode_transitions_total', 'modeTransitions', 'changes of this process mode'],
+  ['hits_total', 'hits', 'Number of .cached() queries served from the cache.'],
+  ['misses_total', 'misses', 'Number of .cached() queries that went to the database.'],
+  ['stores_total', 'stores', 'Number of results written to the cache.'],
+  ['invalidations_total', 'invalidations', 'Number of invalidations recorded.'],
+  ['errors_total', 'errors', 'Number of cache operations that failed; the query went on without the cache.'],
+  ['bypassed_total', 'bypassed', 'Number of .cached() queries that bypassed the cache inside a transaction.'],
+  ['coalesced_total', 'coalesced', 'Number of misses that joined an identical query of this process.'],
+  ['oversize_total', 'oversize', 'Number of results not stored because of their size.'],
+  ['lock_acquired_total', 'lockAcquired', 'Number of degraded-mode misses that won the safe-mode lock and ran the query.'],
+  ['lock_waited_total', 'lockWaited', 'Number of degraded-mode misses that waited for another process.'],
+  ['lock_timeouts_total', 'lockTimeouts', 'Number of lock waiters that gave up at the wait bound and ran the query.'],
+  ['lock_unavailable_total', 'lockUnavailable', 'Number of misses that could not read or write the safe-mode lock.'],
+  ['lock_abandoned_total', 'lockAbandoned', 'Number of lock waiters that left early because the lock holder failed.'],
+  ['mode_transitions_total', 'modeTransitions', "Number of changes of this process's mode."],
 ]
 
-const sourcesByRegistry = new WeakMap<Registry, Set<MetricsSource>>()
+const sourcesByRegistry = new WeakMap<MetricsRegistry, Set<MetricsSource>>()
 
 /**
  * Registers the cache's metrics on a prom-client registry (names documented in
@@ -39,7 +47,7 @@ const sourcesByRegistry = new WeakMap<Registry, Set<MetricsSource>>()
  * registry. Values are read at scrape time: nothing is added to the query path.
  * Returns a function that unregisters this cache.
  */
-export function registerMetrics(registry: Registry, source: MetricsSource): () => void {
+export function registerMetrics(registry: MetricsRegistry, source: MetricsSource): () => void {
   let sources = sourcesByRegistry.get(registry)
   if (sources === undefined) {
     sources = new Set()
@@ -53,10 +61,10 @@ export function registerMetrics(registry: Registry, source: MetricsSource): () =
   }
 }
 
-function defineMetrics(registry: Registry, sources: Set<MetricsSource>): void {
+function defineMetrics(registry: MetricsRegistry, sources: Set<MetricsSource>): void {
   // An optional peer dependency (CommonJS), loaded only by applications that pass a registry.
   const { Counter, Gauge } = createRequire(import.meta.url)('prom-client') as typeof import('prom-client')
-  const registers = [registry]
+  const registers = [registry as Registry]
   for (const [suffix, field, help] of COUNTERS) {
     new Counter({
       name: `kysely_memcache_${suffix}`,
@@ -71,7 +79,7 @@ function defineMetrics(registry: Registry, sources: Set<MetricsSource>): void {
   }
   new Counter({
     name: 'kysely_memcache_lock_wait_seconds_total',
-    help: 'time degraded misses spent waiting for another process',
+    help: 'Seconds that degraded-mode misses spent waiting for another process.',
     labelNames: ['namespace'],
     registers,
     collect() {
@@ -81,7 +89,7 @@ function defineMetrics(registry: Registry, sources: Set<MetricsSource>): void {
   })
   new Gauge({
     name: 'kysely_memcache_degraded',
-    help: '1 while this process acts in degraded mode (safe- lock on misses), else 0',
+    help: 'Whether this process acts in degraded mode, taking the safe-mode lock on misses (1) or not (0).',
     labelNames: ['namespace'],
     registers,
     collect() {
@@ -90,7 +98,7 @@ function defineMetrics(registry: Registry, sources: Set<MetricsSource>): void {
   })
   new Gauge({
     name: 'kysely_memcache_node_up',
-    help: '1 while this process has the memcached node on its ring, else 0',
+    help: 'Whether this process has the memcached node on its ring (1) or not (0).',
     labelNames: ['namespace', 'node'],
     registers,
     collect() {
@@ -102,7 +110,7 @@ function defineMetrics(registry: Registry, sources: Set<MetricsSource>): void {
   })
   new Gauge({
     name: 'kysely_memcache_warmup_entries',
-    help: 'entries of the running (or last) warm-up, by state',
+    help: 'Entries of the running (or last) warm-up of this process, done and total.',
     labelNames: ['namespace', 'state'],
     registers,
     collect() {

@@ -16,8 +16,9 @@
  *
  * @module
  */
-import { validateNamespace } from '../keys.js'
-import { describe, validatePositive, validatePositiveInteger } from '../util/options.js'
+import { hotStatisticsKey, validateNamespace } from '../keys.js'
+import { readSharedDocument, writeSharedDocument } from '../store/shared-document.js'
+import { describe, positiveInteger, positiveNumber, rejectUnknown, requireOptionsObject } from '../util/validate.js'
 import { decayFactor, hotQueriesOf, scoreOf, validateSnapshot } from './query-statistics.js'
 import type { HotQuery, QueryStatistics, SnapshotEntry, StatisticsSnapshot } from './query-statistics.js'
 import type { Store } from '../store/store.js'
@@ -39,20 +40,16 @@ export interface FarmStatisticsOptions {
   onError?: (error: unknown) => void
 }
 
-/** The key of the farm-wide statistics document. */
-export function hotStatisticsKey(namespace: string): string {
-  return `${namespace}:hot`
-}
+// Moved to keys.ts; still imported from here by cli/main.ts.
+export { hotStatisticsKey }
 
 const DEFAULT_CAPACITY = 500
 const DEFAULT_INTERVAL_MS = 10_000
 /** One day: the document outlives quiet nights and lost nodes, not a full restart. */
 const DOCUMENT_TTL_SECONDS = 24 * 60 * 60
-/** Enough replicas to reach every node of any realistic tier (as tier/tier-state.ts). */
-const EVERY_NODE = 1024
 /** Deltas below this (decayed requests) are float noise, not traffic. */
 const EPSILON = 1e-6
-const KNOWN_OPTIONS = new Set(['store', 'namespace', 'local', 'capacity', 'intervalMs', 'onError'])
+const KNOWN_OPTIONS = ['store', 'namespace', 'local', 'capacity', 'intervalMs', 'onError']
 
 /**
  * Periodically merges this process's {@link QueryStatistics} into the
@@ -85,14 +82,7 @@ export class FarmStatistics {
    * @throws {RangeError} On a `capacity` or `intervalMs` that is not positive.
    */
   constructor(options: FarmStatisticsOptions) {
-    if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-      throw new TypeError(`FarmStatistics options must be an object, got ${describe(options)}`)
-    }
-    for (const name of Object.keys(options)) {
-      if (!KNOWN_OPTIONS.has(name)) {
-        throw new TypeError(`FarmStatistics got unknown option ${JSON.stringify(name)}; known options: ${[...KNOWN_OPTIONS].join(', ')}`)
-      }
-    }
+    rejectUnknown(requireOptionsObject(options, 'FarmStatistics'), KNOWN_OPTIONS, 'FarmStatistics')
     if (typeof options.store !== 'object' || options.store === null || typeof options.store.getReplicas !== 'function') {
       throw new TypeError(`store must be a Store, got ${describe(options.store)}`)
     }
@@ -105,8 +95,8 @@ export class FarmStatistics {
     this.#store = options.store
     this.#key = hotStatisticsKey(validateNamespace(options.namespace))
     this.#local = options.local
-    this.#capacity = validatePositiveInteger(options.capacity ?? DEFAULT_CAPACITY, 'capacity')
-    this.#intervalMs = validatePositive(options.intervalMs ?? DEFAULT_INTERVAL_MS, 'intervalMs', 'milliseconds')
+    this.#capacity = positiveInteger(options.capacity ?? DEFAULT_CAPACITY, 'capacity')
+    this.#intervalMs = positiveNumber(options.intervalMs ?? DEFAULT_INTERVAL_MS, 'intervalMs', 'milliseconds')
     this.#onError = options.onError ?? (() => {})
   }
 
@@ -173,19 +163,16 @@ export class FarmStatistics {
    * @throws {StoreUnavailableError} When no node answered.
    */
   async readSnapshot(): Promise<StatisticsSnapshot | undefined> {
-    const copies = await this.#store.getReplicas(this.#key, EVERY_NODE)
-    let freshest: StatisticsSnapshot | undefined
-    for (const copy of copies) {
-      if (!(copy instanceof Buffer)) continue
+    const parse = (copy: Buffer): StatisticsSnapshot | undefined => {
       try {
-        const document = validateSnapshot(JSON.parse(copy.toString('utf8')), this.#key)
-        if (freshest === undefined || document.at > freshest.at) freshest = document
+        return validateSnapshot(JSON.parse(copy.toString('utf8')), this.#key)
       } catch (error) {
         // Garbage under our key is no document: the next push overwrites it.
         this.#onError(error)
+        return undefined
       }
     }
-    return freshest
+    return readSharedDocument(this.#store, this.#key, parse, (document) => document.at)
   }
 
   async #push(): Promise<void> {
@@ -205,7 +192,7 @@ export class FarmStatistics {
       merged.set(entry.key, known === undefined ? entry : sum(known, entry))
     }
     const text = this.#encode(now, halfLifeMs, [...merged.values()])
-    const outcomes = await this.#store.setReplicas(this.#key, Buffer.from(text, 'utf8'), DOCUMENT_TTL_SECONDS, EVERY_NODE)
+    const outcomes = await writeSharedDocument(this.#store, this.#key, Buffer.from(text, 'utf8'), DOCUMENT_TTL_SECONDS)
     const failure = outcomes.find((outcome): outcome is StoreUnavailableError => outcome !== true)
     if (!outcomes.includes(true)) {
       throw failure ?? new StoreUnavailableError(`no node took ${this.#key}`)

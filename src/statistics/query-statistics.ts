@@ -16,7 +16,7 @@
  * @module
  */
 import { decodeValue, encodeValue } from '../cache/codec.js'
-import { describe as describeValue, validatePositive, validatePositiveInteger } from '../util/options.js'
+import { describe as describeValue, positiveInteger, positiveNumber, rejectUnknown, requireOptionsObject } from '../util/validate.js'
 
 /** What identifies a cached query and what it takes to replay it. */
 export interface QueryShape {
@@ -121,7 +121,7 @@ const DEFAULT_CAPACITY = 1000
 const DEFAULT_HALF_LIFE_MS = 10 * 60 * 1000
 /** Renormalise when one request weighs this much (32 half-lives): doubles stay far from overflow. */
 const RENORMALISE_AT = 2 ** 32
-const KNOWN_OPTIONS = new Set(['capacity', 'halfLifeMs', 'now'])
+const KNOWN_OPTIONS = ['capacity', 'halfLifeMs', 'now']
 
 /** One counter. Every count is in scaled units (see the module comment). */
 class Counter {
@@ -181,16 +181,9 @@ export class QueryStatistics {
    * @throws {TypeError} On an unknown option or a `now` that is not a function.
    */
   constructor(options: QueryStatisticsOptions = {}) {
-    if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-      throw new TypeError(`QueryStatistics options must be an object, got ${describeValue(options)}`)
-    }
-    for (const name of Object.keys(options)) {
-      if (!KNOWN_OPTIONS.has(name)) {
-        throw new TypeError(`QueryStatistics got unknown option ${JSON.stringify(name)}; known options: ${[...KNOWN_OPTIONS].join(', ')}`)
-      }
-    }
-    this.#capacity = validatePositiveInteger(options.capacity ?? DEFAULT_CAPACITY, 'capacity')
-    this.#halfLifeMs = validatePositive(options.halfLifeMs ?? DEFAULT_HALF_LIFE_MS, 'halfLifeMs', 'milliseconds')
+    rejectUnknown(requireOptionsObject(options, 'QueryStatistics'), KNOWN_OPTIONS, 'QueryStatistics')
+    this.#capacity = positiveInteger(options.capacity ?? DEFAULT_CAPACITY, 'capacity')
+    this.#halfLifeMs = positiveNumber(options.halfLifeMs ?? DEFAULT_HALF_LIFE_MS, 'halfLifeMs', 'milliseconds')
     if (options.now !== undefined && typeof options.now !== 'function') {
       throw new TypeError(`now must be a function returning ms since the epoch, got ${describeValue(options.now)}`)
     }

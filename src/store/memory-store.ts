@@ -1,8 +1,15 @@
 import { LRUCache } from 'lru-cache'
-import { describe as describeValue } from '../util/options.js'
 import type { Store } from './store.js'
-import { assertStoreKey, assertTtlSeconds, MAX_KEY_BYTES, StoreUnavailableError } from './store.js'
-import { ValueTooLargeError } from './value-too-large-error.js'
+import {
+  assertCounterArguments,
+  assertStoreKey,
+  assertStoreValue,
+  assertTtlSeconds,
+  MAX_KEY_BYTES,
+  StoreUnavailableError,
+  UINT64_LIMIT,
+} from './store.js'
+import { numberOption, storeOptions } from './store-options.js'
 
 /** Options of {@link MemoryStore}. */
 export interface MemoryStoreOptions {
@@ -23,8 +30,7 @@ interface Entry {
 // Rough cost of the entry object, the LRU's slots and the key's string header.
 const ENTRY_OVERHEAD_BYTES = 64
 const MIB = 1024 * 1024
-const UINT64_LIMIT = 1n << 64n
-const KNOWN_OPTIONS = new Set(['maxEntries', 'maxBytes', 'maxValueBytes'])
+const KNOWN_OPTIONS = ['maxEntries', 'maxBytes', 'maxValueBytes']
 
 /**
  * A {@link Store} held in this process: a bounded LRU (by entry count and bytes)
@@ -47,16 +53,7 @@ export class MemoryStore implements Store {
    *   the message names the option and the value.
    */
   constructor(options: MemoryStoreOptions = {}) {
-    if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-      throw new TypeError(`MemoryStore options must be an object, got ${describeValue(options)}`)
-    }
-    for (const name of Object.keys(options)) {
-      if (!KNOWN_OPTIONS.has(name)) {
-        throw new TypeError(
-          `MemoryStore got unknown option ${JSON.stringify(name)}; known options: ${[...KNOWN_OPTIONS].join(', ')}`,
-        )
-      }
-    }
+    storeOptions(options, 'MemoryStore', KNOWN_OPTIONS)
     const maxEntries = positiveInteger('maxEntries', options.maxEntries, 10_000, 1)
     const maxBytes = positiveInteger('maxBytes', options.maxBytes, 64 * MIB, 1024)
     // The biggest value must still fit next to the longest key, or the LRU would drop it silently.
@@ -90,7 +87,7 @@ export class MemoryStore implements Store {
   async set(key: string, value: Buffer, ttlSeconds: number): Promise<void> {
     this.#assertOpen()
     assertStoreKey(key)
-    this.#assertValue(key, value)
+    assertStoreValue(key, value, this.maxValueBytes)
     this.#cache.set(key, { value: Buffer.from(value), expiresAt: expiresAt(ttlSeconds) })
   }
 
@@ -102,7 +99,7 @@ export class MemoryStore implements Store {
   async add(key: string, value: Buffer, ttlSeconds: number): Promise<boolean> {
     this.#assertOpen()
     assertStoreKey(key)
-    this.#assertValue(key, value)
+    assertStoreValue(key, value, this.maxValueBytes)
     const expiry = expiresAt(ttlSeconds)
     if (this.#live(key, false) !== undefined) {
       return false
@@ -130,8 +127,7 @@ export class MemoryStore implements Store {
   async increment(key: string, amount: number, initial: bigint): Promise<string> {
     this.#assertOpen()
     assertStoreKey(key)
-    assertAmount(amount)
-    assertInitial(initial)
+    assertCounterArguments(amount, initial)
     const entry = this.#live(key, true)
     if (entry === undefined) {
       const text = initial.toString()
@@ -148,7 +144,6 @@ export class MemoryStore implements Store {
     return text
   }
 
-  /** Drops every entry; the store rejects all calls afterwards. */
   /** One process, one node: the only replica is the key itself. */
   async getReplicas(key: string): Promise<Array<Buffer | undefined>> {
     return [await this.get(key)]
@@ -171,6 +166,7 @@ export class MemoryStore implements Store {
     return [this.add(key, value, ttlSeconds)]
   }
 
+  /** Drops every entry; the store rejects all calls afterwards. */
   async close(): Promise<void> {
     this.#closed = true
     this.#cache.clear()
@@ -194,48 +190,15 @@ export class MemoryStore implements Store {
       throw new StoreUnavailableError('MemoryStore is closed')
     }
   }
-
-  #assertValue(key: string, value: Buffer): void {
-    if (!Buffer.isBuffer(value)) {
-      throw new TypeError(`value must be a Buffer, got ${describeValue(value)}`)
-    }
-    if (value.length > this.maxValueBytes) {
-      throw new ValueTooLargeError(key, value.length, this.maxValueBytes)
-    }
-  }
 }
 
 function positiveInteger(name: string, value: unknown, fallback: number, min: number): number {
-  if (value === undefined) {
-    return fallback
-  }
-  if (typeof value !== 'number') {
-    throw new TypeError(`${name} must be an integer of at least ${min}, got ${describeValue(value)}`)
-  }
-  if (!Number.isSafeInteger(value) || value < min) {
-    throw new RangeError(`${name} must be an integer of at least ${min}, got ${describeValue(value)}`)
-  }
-  return value
+  return numberOption(name, value, fallback, `an integer of at least ${min}`, (number) => Number.isSafeInteger(number) && number >= min)
 }
-
 
 function expiresAt(ttlSeconds: unknown): number {
   assertTtlSeconds(ttlSeconds)
   return ttlSeconds === 0 ? Infinity : Date.now() + ttlSeconds * 1000
-}
-
-function assertAmount(amount: unknown): void {
-  if (typeof amount !== 'number' || !Number.isSafeInteger(amount) || amount < 0) {
-    const Kind = typeof amount === 'number' ? RangeError : TypeError
-    throw new Kind(`amount must be a non-negative safe integer, got ${describeValue(amount)}`)
-  }
-}
-
-function assertInitial(initial: unknown): void {
-  if (typeof initial !== 'bigint' || initial < 0n || initial >= UINT64_LIMIT) {
-    const Kind = typeof initial === 'bigint' ? RangeError : TypeError
-    throw new Kind(`initial must be a bigint from 0 to 2^64-1, got ${describeValue(initial)}`)
-  }
 }
 
 /** memcached accepts digits followed by padding spaces (its `decr` pads). */

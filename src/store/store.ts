@@ -1,4 +1,5 @@
-import { describe } from '../util/options.js'
+import { describe } from '../util/validate.js'
+import { ValueTooLargeError } from './value-too-large-error.js'
 
 /**
  * What the query cache needs from a key-value tier. Two implementations ship:
@@ -83,6 +84,31 @@ export function assertTtlSeconds(ttlSeconds: unknown): asserts ttlSeconds is num
   if (typeof ttlSeconds !== 'number' || !Number.isSafeInteger(ttlSeconds) || ttlSeconds < 0) {
     const Kind = typeof ttlSeconds === 'number' ? RangeError : TypeError
     throw new Kind(`ttlSeconds must be a non-negative integer number of seconds, got ${describe(ttlSeconds)}`)
+  }
+}
+
+/** Counters are memcached's unsigned 64-bit integers, wrapping here. */
+export const UINT64_LIMIT = 1n << 64n
+
+/** A Buffer of at most `maxValueBytes`; a larger one is never stored. */
+export function assertStoreValue(key: string, value: unknown, maxValueBytes: number): asserts value is Buffer {
+  if (!Buffer.isBuffer(value)) {
+    throw new TypeError(`value must be a Buffer, got ${describe(value)}`)
+  }
+  if (value.length > maxValueBytes) {
+    throw new ValueTooLargeError(key, value.length, maxValueBytes)
+  }
+}
+
+/** {@link Store.increment}'s `amount` and `initial`: what memcached's 64-bit incr can carry. */
+export function assertCounterArguments(amount: unknown, initial: unknown): void {
+  if (typeof amount !== 'number' || !Number.isSafeInteger(amount) || amount < 0) {
+    const Kind = typeof amount === 'number' ? RangeError : TypeError
+    throw new Kind(`amount must be a non-negative safe integer, got ${describe(amount)}`)
+  }
+  if (typeof initial !== 'bigint' || initial < 0n || initial >= UINT64_LIMIT) {
+    const Kind = typeof initial === 'bigint' ? RangeError : TypeError
+    throw new Kind(`initial must be a bigint from 0 to 2^64-1, got ${describe(initial)}`)
   }
 }
 

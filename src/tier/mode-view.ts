@@ -1,5 +1,5 @@
 import type { CacheCounters } from '../cache/counters.js'
-import { MemcachedStore } from '../store/memcached/memcached-store.js'
+import { isNodeAware, type NodeAwareStore } from '../store/node-aware-store.js'
 import type { Store } from '../store/store.js'
 import {
   farmCounterKeys,
@@ -38,7 +38,7 @@ export interface ModeViewOptions {
  */
 export class ModeView {
   readonly #store: Store
-  readonly #nodes: MemcachedStore | undefined
+  readonly #nodes: NodeAwareStore | undefined
   readonly #namespace: string
   readonly #counters: CacheCounters
   readonly #farmKeys: FarmCounterKeys
@@ -59,7 +59,7 @@ export class ModeView {
 
   constructor(options: ModeViewOptions) {
     this.#store = options.store
-    this.#nodes = options.store instanceof MemcachedStore ? options.store : undefined
+    this.#nodes = isNodeAware(options.store) ? options.store : undefined
     this.#namespace = options.namespace
     this.#counters = options.counters
     this.#farmKeys = farmCounterKeys(options.namespace)
@@ -177,13 +177,13 @@ export class ModeView {
     if (mode !== this.#last) {
       const change = { from: this.#last, to: mode, reason }
       this.#last = mode
-      this.#counters.modeTransitions++
+      this.#counters.modeChanged()
       this.#onChange(change)
     }
   }
 
   #failed(error: unknown): undefined {
-    this.#counters.errors++
+    this.#counters.failed()
     this.#onError(error)
     return undefined
   }

@@ -1,6 +1,11 @@
-import { describe, MAX_TTL_SECONDS } from '../util/options.js'
+import { farmCounterKeys, modeOverrideKey, tierStateKey, type FarmCounterKeys } from '../keys.js'
+import { readSharedDocument, writeSharedDocument } from '../store/shared-document.js'
 import type { Store } from '../store/store.js'
 import { StoreUnavailableError } from '../store/store.js'
+import { describe, THIRTY_DAYS_SECONDS } from '../util/validate.js'
+
+// Moved to keys.ts; still imported from here by tier/mode-view.ts and the monitor.
+export { farmCounterKeys, tierStateKey, type FarmCounterKeys }
 
 /** How the cache tier is doing: `degraded` turns on the farm-wide `safe-` lock. */
 export type CacheMode = 'normal' | 'degraded'
@@ -47,48 +52,47 @@ export interface ModeOverride {
   readonly at: number
 }
 
-/** Farm-wide request counters every process adds its hits and misses to. */
-export interface FarmCounterKeys {
-  readonly hits: string
-  readonly misses: string
-}
-
-export function tierStateKey(namespace: string): string {
-  return `${namespace}:tier:state`
-}
-
-export function modeOverrideKey(namespace: string): string {
-  return `${namespace}:tier:override`
-}
-
-export function farmCounterKeys(namespace: string): FarmCounterKeys {
-  return { hits: `${namespace}:tier:hits`, misses: `${namespace}:tier:misses` }
-}
-
-/** Enough replicas to reach every node of any realistic tier. */
-const EVERY_NODE = 1024
-
 /** Writes `value` to every live node, so it stays readable whichever nodes are down; resolves how many took it. */
 export async function publish(store: Store, key: string, value: object, ttlSeconds: number): Promise<number> {
-  const outcomes = await store.setReplicas(key, Buffer.from(JSON.stringify(value)), ttlSeconds, EVERY_NODE)
+  const outcomes = await writeSharedDocument(store, key, Buffer.from(JSON.stringify(value)), ttlSeconds)
   return outcomes.filter((outcome) => outcome === true).length
 }
 
-/** The tier state on any live node, the freshest if copies differ; `undefined` when none has one. */
+/**
+ * The tier state on any live node, the freshest if copies differ; `undefined`
+ * when none has one or no node answers.
+ *
+ * ```ts
+ * const state = await readTierState(cache.store, 'app')
+ * if (state?.mode === 'degraded') console.log(state.reason, state.down)
+ * ```
+ */
 export async function readTierState(store: Store, namespace: string): Promise<TierState | undefined> {
-  return freshest(await readEverywhere(store, tierStateKey(namespace)), isTierState, (state) => state.at)
+  return readFreshest(store, tierStateKey(namespace), isTierState)
 }
 
-/** The operator's override in force now, if any. */
+/**
+ * The operator's override in force now, if any.
+ *
+ * ```ts
+ * const override = await readModeOverride(cache.store, 'app')
+ * if (override !== undefined) console.log(`${override.mode} until ${new Date(override.until).toISOString()}`)
+ * ```
+ */
 export async function readModeOverride(store: Store, namespace: string, now = Date.now()): Promise<ModeOverride | undefined> {
   // Newest write wins, so a node that missed a clear cannot revive an old override.
-  const override = freshest(await readEverywhere(store, modeOverrideKey(namespace)), isModeOverride, (o) => o.at)
+  const override = await readFreshest(store, modeOverrideKey(namespace), isModeOverride)
   return override !== undefined && override.until > now ? override : undefined
 }
 
 /**
  * Forces `mode` for `forMs` (or clears the override with `'auto'`), on every live
  * node. Processes and the monitor honour it until it expires.
+ *
+ * ```ts
+ * await writeModeOverride(cache.store, 'app', 'degraded', 10 * 60_000, 'ops@host')
+ * await writeModeOverride(cache.store, 'app', 'auto', 0, 'ops@host') // back to the monitor's view
+ * ```
  */
 export async function writeModeOverride(
   store: Store,
@@ -100,7 +104,7 @@ export async function writeModeOverride(
   if (mode !== 'auto' && !isMode(mode)) {
     throw new TypeError(`mode must be "normal", "degraded" or "auto", got ${describe(mode)}`)
   }
-  if (mode !== 'auto' && (typeof forMs !== 'number' || !Number.isFinite(forMs) || forMs <= 0 || forMs > MAX_TTL_SECONDS * 1000)) {
+  if (mode !== 'auto' && (typeof forMs !== 'number' || !Number.isFinite(forMs) || forMs <= 0 || forMs > THIRTY_DAYS_SECONDS * 1000)) {
     throw new RangeError(`forMs must be a positive number of milliseconds up to 30 days, got ${describe(forMs)}`)
   }
   if (mode === 'auto') {
@@ -115,32 +119,27 @@ export async function writeModeOverride(
   return override
 }
 
-async function readEverywhere(store: Store, key: string): Promise<unknown[]> {
-  let copies: Array<Buffer | undefined | StoreUnavailableError>
+async function readFreshest<T extends { readonly at: number }>(
+  store: Store,
+  key: string,
+  valid: (value: unknown) => value is T,
+): Promise<T | undefined> {
   try {
-    copies = await store.getReplicas(key, EVERY_NODE)
+    return await readSharedDocument(store, key, (copy) => parseIf(copy, valid), (document) => document.at)
   } catch (error) {
-    if (error instanceof StoreUnavailableError) return []
+    if (error instanceof StoreUnavailableError) return undefined
     throw error
   }
-  const values: unknown[] = []
-  for (const copy of copies) {
-    if (!(copy instanceof Buffer)) continue
-    try {
-      values.push(JSON.parse(copy.toString('utf8')))
-    } catch {
-      // Garbage under our key is no state at all.
-    }
-  }
-  return values
 }
 
-function freshest<T>(values: unknown[], valid: (value: unknown) => value is T, age: (value: T) => number): T | undefined {
-  let best: T | undefined
-  for (const value of values) {
-    if (valid(value) && (best === undefined || age(value) > age(best))) best = value
+function parseIf<T>(copy: Buffer, valid: (value: unknown) => value is T): T | undefined {
+  try {
+    const value: unknown = JSON.parse(copy.toString('utf8'))
+    return valid(value) ? value : undefined
+  } catch {
+    // Garbage under our key is no state at all.
+    return undefined
   }
-  return best
 }
 
 function isMode(value: unknown): value is CacheMode {

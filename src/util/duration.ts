@@ -1,8 +1,8 @@
-import { describe } from './options.js'
+import { describe } from './validate.js'
 
-const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
+const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
 // One or more `<number><unit>` parts (`1h30m`), or a plain number of milliseconds.
-const PART = /(\d+(?:\.\d+)?)(ms|s|m|h)/y
+const PART = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/y
 const PLAIN = /^\d+(?:\.\d+)?$/
 
 /** Options of {@link parseDuration}. */
@@ -13,7 +13,7 @@ export interface ParseDurationOptions {
 
 /**
  * Parses a command-line duration into milliseconds: `250ms`, `1s`, `30s`, `10m`,
- * `1h`, combinations such as `1m30s`, or a plain number of milliseconds.
+ * `1h`, `1d`, combinations such as `1m30s`, or a plain number of milliseconds.
  *
  * @example
  * parseDuration('250ms', '--probe-timeout') // 250
@@ -29,7 +29,7 @@ export interface ParseDurationOptions {
 export function parseDuration(text: string, flagName: string, options: ParseDurationOptions = {}): number {
   const fail = (): RangeError =>
     new RangeError(
-      `${flagName} must be a ${options.allowZero === true ? '' : 'positive '}duration like 250ms, 1s, 30s, 10m or 1h (a plain number is milliseconds), got ${describe(text)}`,
+      `${flagName} must be a ${options.allowZero === true ? '' : 'positive '}duration like 250ms, 1s, 30s, 10m, 1h or 1d (a plain number is milliseconds), got ${describe(text)}`,
     )
   if (typeof text !== 'string') throw fail()
   const trimmed = text.trim()

@@ -26,7 +26,7 @@
  */
 import { decodeValue, encodeValue } from '../cache/codec.js'
 import { validateNamespace } from '../keys.js'
-import { MAX_TTL_SECONDS, describe } from '../util/options.js'
+import { describe, ttlSeconds } from '../util/validate.js'
 import type { HotQuery } from '../statistics/query-statistics.js'
 import { classifyRawStatement } from '../kysely/raw-statement.js'
 
@@ -227,12 +227,12 @@ function parseEntry(item: unknown, path: string): WarmupEntry {
   const parameters = parseParameters(field(entry, 'parameters', path), `${path}.parameters`)
   const tables = stringList(field(entry, 'tables', path), `${path}.tables`)
   const tags = stringList(field(entry, 'tags', path), `${path}.tags`)
-  const ttl = field(entry, 'ttl', path)
-  if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0 || ttl > MAX_TTL_SECONDS) {
-    throw new ManifestError(
-      `${path}.ttl must be a finite number of seconds between 0 and ${MAX_TTL_SECONDS} (30 days), got ${describe(ttl)}`,
-      `${path}.ttl`,
-    )
+  const ttl = field(entry, 'ttl', path) as number
+  try {
+    // Checked, not rounded: the entry keeps the TTL it was recorded with.
+    ttlSeconds(ttl, `${path}.ttl`)
+  } catch (error) {
+    throw new ManifestError((error as Error).message, `${path}.ttl`)
   }
   const score = field(entry, 'score', path)
   if (typeof score !== 'number' || !Number.isFinite(score) || score < 0) {

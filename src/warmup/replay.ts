@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely'
 import { warmupStatement } from '../kysely/cached.js'
-import { validatePositiveInteger } from '../util/options.js'
+import { positiveInteger } from '../util/validate.js'
 import { orderForWarmup, type WarmupEntry, type WarmupManifest } from './manifest.js'
 
 export interface WarmupOptions {
@@ -43,7 +43,7 @@ export interface WarmupReport {
  * read-only transaction and stored under the current generations.
  */
 export async function runWarmup(manifest: WarmupManifest, options: WarmupOptions, owner: object): Promise<WarmupReport> {
-  const concurrency = validatePositiveInteger(options.concurrency ?? 4, 'concurrency')
+  const concurrency = positiveInteger(options.concurrency ?? 4, 'concurrency')
   const entries = orderForWarmup(manifest).filter((entry) => options.filter?.(entry) ?? true)
   const started = performance.now()
   const failures: Array<{ key: string; sql: string; error: string }> = []

@@ -9,8 +9,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { main } from '../../src/cli/main.js'
 import type { CliIo, StatusReport } from '../../src/cli/main.js'
 import { formatDuration, parseDuration } from '../../src/util/duration.js'
-import { startMonitor } from '../../src/monitor/tier-monitor.js'
-import type { Monitor } from '../../src/monitor/tier-monitor.js'
+import { startMonitor } from '../../src/monitor/start-monitor.js'
+import type { Monitor } from '../../src/monitor/start-monitor.js'
 import { MemcachedStore } from '../../src/store/memcached/memcached-store.js'
 import { publish, readModeOverride, readTierState, tierStateKey } from '../../src/tier/tier-state.js'
 import type { TierState } from '../../src/tier/tier-state.js'
@@ -94,21 +94,23 @@ function spawnCli(argv: string[], whileRunning?: (child: ReturnType<typeof spawn
 
 
 describe('parseDuration', () => {
-  it('reads ms, s, m, h, combinations and plain milliseconds', () => {
+  it('reads ms, s, m, h, d, combinations and plain milliseconds', () => {
     expect(parseDuration('250ms', '--x')).toBe(250)
     expect(parseDuration('1s', '--x')).toBe(1000)
     expect(parseDuration('30s', '--x')).toBe(30_000)
     expect(parseDuration('10m', '--x')).toBe(600_000)
     expect(parseDuration('1h', '--x')).toBe(3_600_000)
     expect(parseDuration('1m30s', '--x')).toBe(90_000)
+    expect(parseDuration('1d', '--x')).toBe(86_400_000)
+    expect(parseDuration('1d12h', '--x')).toBe(129_600_000)
     expect(parseDuration('1.5s', '--x')).toBe(1500)
     expect(parseDuration('1500', '--x')).toBe(1500)
     expect(parseDuration('0', '--settle', { allowZero: true })).toBe(0)
   })
 
   it('rejects anything else, naming the flag and the value', () => {
-    for (const bad of ['', 'soon', '10 m', '-1s', '1d', '1s2', 'ms', '5mm']) {
-      expect(() => parseDuration(bad, '--for')).toThrow(`--for must be a positive duration like 250ms, 1s, 30s, 10m or 1h (a plain number is milliseconds), got ${JSON.stringify(bad)}`)
+    for (const bad of ['', 'soon', '10 m', '-1s', '1w', 'd', '1s2', 'ms', '5mm']) {
+      expect(() => parseDuration(bad, '--for')).toThrow(`--for must be a positive duration like 250ms, 1s, 30s, 10m, 1h or 1d (a plain number is milliseconds), got ${JSON.stringify(bad)}`)
     }
     expect(() => parseDuration('0s', '--interval')).toThrow(/--interval must be a positive duration/)
   })
@@ -178,6 +180,8 @@ describe('kysely-memcache mode', () => {
     expect(override!.until - Date.now()).toBeGreaterThan(590_000)
 
     const status = await run(['status', '--servers', servers, '--namespace', namespace])
+    expect(status.stdout).toContain('mode:      degraded, forced by the operator override (no monitor running)')
+    expect(status.stdout).not.toContain('each process goes by its own view')
     expect(status.stdout).toMatch(/^override: +degraded until \S+Z \((9m5\d|10m)s? left\), set by cli .+$/m)
     const json = JSON.parse((await run(['status', '--servers', servers, '--namespace', namespace, '--json'])).stdout) as StatusReport
     expect(json.override).toEqual(override)
@@ -194,6 +198,9 @@ describe('kysely-memcache mode', () => {
     const result = await run(['mode', 'normal', '--for', '1m', '--servers', `${servers},127.0.0.1:1`, '--namespace', namespace])
     expect(result.code).toBe(0)
     expect(result.stdout).toContain('on 2 of 3 nodes (unreachable: 127.0.0.1:1 refused)')
+    const one = await run(['mode', 'normal', '--for', '1d', '--servers', memcached.servers[0]!, '--namespace', namespace])
+    expect(one.code).toBe(0)
+    expect(one.stdout).toMatch(/ \(for 1d\) on its one node, set by /)
     const none = await run(['mode', 'normal', '--for', '1m', '--servers', '127.0.0.1:1'])
     expect(none).toMatchObject({ code: 1, stdout: '', stderr: 'kysely-memcache: no memcached node answered (127.0.0.1:1 refused); nothing was changed\n' })
   })
@@ -419,6 +426,10 @@ describe('bad input', () => {
     ['a bad --settle', () => ['monitor', '--servers', servers, '--settle', 'later'], /--settle must be a duration .*got "later"/],
     ['mode without --for', () => ['mode', 'degraded', '--servers', servers], /^kysely-memcache: mode degraded needs --for, e.g. --for 10m$/m],
     ['a bad --for', () => ['mode', 'normal', '--for', '10 minutes', '--servers', servers], /--for must be a positive duration .*got "10 minutes"/],
+    ['a --for over 30 days', () => ['mode', 'normal', '--for', '31d', '--servers', servers], /^kysely-memcache: --for must be at most 30d, got "31d"$/m],
+    ['a negative --timeout', () => ['status', '--servers', servers, '--timeout', '-1s'], /^kysely-memcache: --timeout must be a positive duration like 250ms, .*, got "-1s"$/m],
+    ['a repeated --servers', () => ['status', '--servers', servers, '--servers', '127.0.0.1:1'], /^kysely-memcache: --servers was given 2 times \(".*", "127\.0\.0\.1:1"\); give it once$/m],
+    ['a repeated --json', () => ['status', '--servers', servers, '--json', '--json'], /^kysely-memcache: --json was given 2 times; give it once$/m],
     ['--for with auto', () => ['mode', 'auto', '--for', '1m', '--servers', servers], /--for does not apply to mode auto/],
     ['an unknown mode', () => ['mode', 'sideways', '--for', '1m', '--servers', servers], /^kysely-memcache: mode must be degraded, normal or auto, got "sideways"$/m],
     ['no mode', () => ['mode', '--servers', servers], /^kysely-memcache: mode needs one of degraded, normal or auto$/m],

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Kysely } from 'kysely'
 import { lockKey, queryKey } from '../../src/keys.js'
-import { startMonitor, type Monitor } from '../../src/monitor/tier-monitor.js'
+import { startMonitor, type Monitor } from '../../src/monitor/start-monitor.js'
 import { MemcachedStore } from '../../src/store/memcached/memcached-store.js'
 import { createSchema, scopeOf, openPostgres, type DB, type TestDatabase } from '../harness/database.js'
 import { executionsSoFar, expensiveQuery } from '../harness/expensive-query.js'

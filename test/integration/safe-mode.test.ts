@@ -170,13 +170,13 @@ describe('normal mode', () => {
 describe('safe mode options', () => {
   it('rejects bad settings with errors naming them, and accepts the original 5 s × 6 preset', () => {
     expect(() => createQueryCache({ safeMode: { lockTtl: 0 } })).toThrow(/safeMode.lockTtl must be a whole number of seconds/)
-    expect(() => createQueryCache({ safeMode: { wait: { initialMs: -1 } } })).toThrow(/safeMode.wait.initialMs must be a number of milliseconds above 0 and at most 2147483647, got -1/)
+    expect(() => createQueryCache({ safeMode: { wait: { initialMs: -1 } } })).toThrow(/safeMode.wait.initialMs must be a positive number of milliseconds, at most 2147483647, got -1/)
     expect(() => createQueryCache({ safeMode: { wait: { initialMs: 100, maxMs: 10 } } })).toThrow(/maxMs must be at least/)
     expect(() => createQueryCache({ safeMode: 'on' as never })).toThrow(TypeError)
     expect(() => createQueryCache({ modeRefreshMs: 0 })).toThrow(/modeRefreshMs/)
     expect(() => createQueryCache({ modeRefreshMs: 2 ** 31 })).toThrow(/at most 2147483647/)
-    expect(() => createQueryCache({ safeMode: { lockTTL: 5 } as never })).toThrow(/unknown option "lockTTL" in safeMode/)
-    expect(() => createQueryCache({ safeMode: { wait: { maxWait: 5 } } as never })).toThrow(/unknown option "maxWait" in safeMode.wait/)
+    expect(() => createQueryCache({ safeMode: { lockTTL: 5 } as never })).toThrow(/unknown option "lockTTL" for safeMode/)
+    expect(() => createQueryCache({ safeMode: { wait: { maxWait: 5 } } as never })).toThrow(/unknown option "maxWait" for safeMode.wait/)
     expect(() => createQueryCache({ safeMode: { lockTtl: 1 } })).toThrow(/from 2 to/)
     expect(ORIGINAL_SAFE_MODE.wait).toEqual({ initialMs: 5000, maxMs: 5000, maxWaitMs: 30_000, jitter: false })
     expect(() => createQueryCache({ safeMode: ORIGINAL_SAFE_MODE }).close()).not.toThrow()

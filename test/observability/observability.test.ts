@@ -44,6 +44,11 @@ describe('observability', () => {
     expect(text).toContain(`kysely_memcache_node_up{namespace="${a.cache.namespace}",node="${memcached.servers[0]}"} 1`)
     expect(text).toMatch(/kysely_memcache_lock_wait_seconds_total\{namespace="[^"]+"\} 0/)
     expect(text).toMatch(/kysely_memcache_warmup_entries\{namespace="[^"]+",state="total"\} 0/)
+
+    // Help texts show in Prometheus and Grafana next to the name: whole sentences, one per metric.
+    const help = text.split('\n').filter((line) => line.startsWith('# HELP kysely_memcache_'))
+    expect(help).toHaveLength(18)
+    for (const line of help) expect(line).toMatch(/^# HELP kysely_memcache_\w+ [A-Z][^\n]*\.$/)
   })
 
   it('publishes query events on diagnostics_channel only to subscribers', async () => {

@@ -1,7 +1,7 @@
 import { connect } from 'node:net'
 import { parseServerAddress } from './server-address.js'
 import type { ServerAddress } from './server-address.js'
-import { validatePositive } from '../../util/options.js'
+import { positiveNumber } from '../../util/validate.js'
 
 /** What {@link probeNode} resolves. */
 export type ProbeResult =
@@ -191,7 +191,7 @@ function toAddress(address: ServerAddress | string): ServerAddress {
 }
 
 function checkTimeout(timeoutMs: number): void {
-  validatePositive(timeoutMs, 'timeoutMs', 'milliseconds')
+  positiveNumber(timeoutMs, 'timeoutMs', 'milliseconds')
   if (timeoutMs > 2 ** 31 - 1) {
     throw new RangeError(`timeoutMs must be at most ${2 ** 31 - 1} milliseconds, got ${timeoutMs}`)
   }

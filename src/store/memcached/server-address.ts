@@ -1,5 +1,5 @@
 import { isIPv6 } from 'node:net'
-import { describe as describeValue } from '../../util/options.js'
+import { describe as describeValue } from '../../util/validate.js'
 
 /** One memcached node, parsed from `"host:port"` or `"[ipv6]:port"`. */
 export interface ServerAddress {

@@ -1,0 +1,425 @@
+import { CompiledQuery, type QueryResult, type RootOperationNode } from 'kysely'
+import type { CacheMark, WarmMark } from '../kysely/cached.js'
+import type { KeyScope } from '../kysely/scope.js'
+import { analyzeStatement, type StatementInfo } from '../kysely/statement.js'
+import { lockKey, queryKey } from '../keys.js'
+import { channels } from '../observability/channels.js'
+import type { QueryShape } from '../statistics/query-statistics.js'
+import { StoreUnavailableError } from '../store/store.js'
+import { ValueTooLargeError } from '../store/value-too-large-error.js'
+import { Budget } from './budget.js'
+import type { CacheCounters } from './counters.js'
+import type { CacheEngineConfig } from './engine-config.js'
+import type { AbortableOperationOptions, QueryRunner } from './query-runner.js'
+import type { Generations } from './generations.js'
+import { lookup, ABSENT, type Lookup } from './lookup.js'
+import type { QuorumRead } from './quorum.js'
+import { computeUnderLock, type SafeLockConfig } from './safe-lock.js'
+import { SingleFlight } from './single-flight.js'
+
+/** What the read path needs from the engine. */
+export interface ReadPathConfig {
+  readonly engine: CacheEngineConfig
+  readonly generations: Generations
+  readonly counters: CacheCounters
+  /** How many writes this process has made: a read joins no flight keyed before one. */
+  readonly writeEpoch: () => number
+  /** Counts and reports a cache failure. */
+  readonly failed: (error: unknown) => void
+}
+
+/** One `.cached()` query on its way through the cache. */
+interface Request {
+  readonly runner: QueryRunner
+  readonly compiled: CompiledQuery
+  readonly mark: CacheMark
+  readonly info: StatementInfo
+  readonly options: AbortableOperationOptions
+  readonly key: string
+  readonly ttl: number
+}
+
+/** The lookup's one round trip: the entry and every generation it depends on. */
+interface Probe {
+  readonly entry: Lookup<Buffer>
+  readonly generationKeys: readonly string[]
+  readonly generations: readonly QuorumRead[]
+  /** When the read began, on the flights' clock. */
+  readonly readAt: number
+  /** What is left of the query's cache time once the lookup is done. */
+  readonly budget: Budget
+  /** The tokens a majority held for every generation. */
+  readonly agreed: Tokens
+}
+
+/** Generation tokens that prove the state of every table read, or none that do. */
+type Tokens = { readonly kind: 'proven'; readonly tokens: readonly string[] } | { readonly kind: 'unproven' }
+
+const UNPROVEN: Tokens = Object.freeze({ kind: 'unproven' })
+
+interface Flight {
+  readonly result: QueryResult<unknown>
+  /** Served from the cache after all (a restored generation); not a database result. */
+  readonly hit: boolean
+  /** The rows as stored, so every joined caller gets its own copy; absent if they could not be encoded. */
+  readonly rowsText: string | undefined
+  /** Read in the key's scope: callers that joined may have it (else they run their own query). */
+  readonly shareable: boolean
+  /** How long the database query took, when this flight ran one. */
+  readonly databaseMs: number | undefined
+}
+
+/** Distinct SQL texts whose analysis is kept; cleared whole when full (rare: SQL texts are few). */
+const ANALYSIS_MEMO_SIZE = 2000
+
+/**
+ * The read-through path of `.cached()` queries: lookup, hit, coalesced miss,
+ * safe-mode compute and store; and the replay of one warm-up entry, stored as
+ * a miss would be.
+ *
+ * ```ts
+ * const info = readPath.analyze(compiled.sql, mark.source)
+ * const result = await readPath.read(runner, compiled, mark, info, options, scope.id)
+ * ```
+ */
+export class ReadPath {
+  readonly #config: CacheEngineConfig
+  readonly #generations: Generations
+  readonly #counters: CacheCounters
+  readonly #writeEpoch: () => number
+  readonly #failed: (error: unknown) => void
+  readonly #flights: SingleFlight<Flight>
+  readonly #analysisBySql = new Map<string, StatementInfo>()
+
+  constructor(config: ReadPathConfig) {
+    this.#config = config.engine
+    this.#generations = config.generations
+    this.#counters = config.counters
+    this.#writeEpoch = config.writeEpoch
+    this.#failed = config.failed
+    this.#flights = new SingleFlight(config.engine.timeoutMs)
+  }
+
+  /**
+   * The analysis of a `.cached()` query, memoised by its SQL text too: an
+   * application rebuilds its queries on every request, so their nodes are new
+   * each time, while the text (which names every table) repeats.
+   */
+  analyze(sql: string, node: RootOperationNode): StatementInfo {
+    let info = this.#analysisBySql.get(sql)
+    if (info === undefined) {
+      info = analyzeStatement(node, this.#config.defaultSchema)
+      if (this.#analysisBySql.size >= ANALYSIS_MEMO_SIZE) this.#analysisBySql.clear()
+      this.#analysisBySql.set(sql, info)
+    }
+    return info
+  }
+
+  /** Serves a `.cached()` query: from the cache, from an identical query running, or from the database. */
+  async read(
+    runner: QueryRunner,
+    compiled: CompiledQuery,
+    mark: CacheMark,
+    info: StatementInfo,
+    options: AbortableOperationOptions,
+    scope: string,
+  ): Promise<QueryResult<unknown>> {
+    let key: string
+    try {
+      key = queryKey(this.#config.namespace, compiled.sql, compiled.parameters, mark.tags, scope)
+    } catch (error) {
+      // A parameter no key can describe (a function, a symbol): the database decides what it means.
+      this.#counters.uncacheable()
+      this.#config.onError(error)
+      return runner.run(compiled, options)
+    }
+    const request: Request = { runner, compiled, mark, info, options, key, ttl: mark.ttl ?? this.#config.defaultTtl }
+    const probe = await this.#probe(request)
+    const hit = this.#hit(probe)
+    if (hit !== undefined) {
+      this.#record(request, 'hit', undefined)
+      return hit.result
+    }
+    return this.#miss(request, probe)
+  }
+
+  /**
+   * Replays one warm-up entry: reads (or creates) its generations first, runs it
+   * in a read-only transaction on this connection, and stores the rows under
+   * those generations, as a miss would. Reports the outcome on the mark.
+   */
+  async warm(runner: QueryRunner, warm: WarmMark, scope: KeyScope): Promise<void> {
+    const { entry } = warm
+    // `entry.tables` were recorded resolved in the scope of the read, as the key was.
+    const key = queryKey(this.#config.namespace, entry.sql, entry.parameters, entry.tags, scope.id)
+    const generationKeys = this.#generations.keysFor(entry.tables, entry.tags)
+    // Read before the replay's query, as a miss does: a write after this read replaces them.
+    const read = await Promise.all(generationKeys.map((k) => this.#generations.read(k)))
+    if (read.some((generation) => generation.kind === 'unknown')) {
+      throw new StoreUnavailableError(`cannot read the generations of ${JSON.stringify(key)}`)
+    }
+    const current = await this.#current(generationKeys, read)
+    if (current.kind === 'unproven') {
+      throw new StoreUnavailableError(`cannot create the generations of ${JSON.stringify(key)}`)
+    }
+    await runner.run(CompiledQuery.raw('begin transaction read only'))
+    let result: QueryResult<unknown>
+    try {
+      result = await runner.run(CompiledQuery.raw(entry.sql, [...entry.parameters]))
+      await runner.run(CompiledQuery.raw('commit'))
+    } catch (error) {
+      await runner.run(CompiledQuery.raw('rollback')).catch(() => {})
+      throw error
+    }
+    const rowsText = this.#encode(result.rows)
+    warm.stored =
+      rowsText !== undefined &&
+      (await runner.storable()) &&
+      (await this.#put(key, this.#config.codec.encodeEntry(current.tokens, rowsText), entry.ttl))
+  }
+
+  /**
+   * One round trip: the value and every generation it depends on, in parallel. Each
+   * store call is bounded by the store's own timeout, so the hit path sets no timer.
+   */
+  async #probe(request: Request): Promise<Probe> {
+    const lookupStarted = performance.now()
+    const readAt = this.#flights.ticket()
+    const generationKeys = this.#generations.keysFor(request.info.reads, request.mark.tags)
+    const [entry, ...generations] = await Promise.all([
+      lookup(this.#config.store, request.key, this.#failed),
+      ...generationKeys.map((k) => this.#generations.read(k)),
+    ])
+    const budget = new Budget(this.#config.timeoutMs - (performance.now() - lookupStarted))
+    return { entry, generationKeys, generations, readAt, budget, agreed: agreedTokens(generations) }
+  }
+
+  /** The entry found, if it was computed under the generations a majority holds now. */
+  #hit(probe: Probe): Flight | undefined {
+    if (probe.entry.kind !== 'found' || probe.agreed.kind !== 'proven') return undefined
+    return this.#servable(probe.entry.value, probe.agreed.tokens)
+  }
+
+  /**
+   * Identical misses share one flight: same key, no write by this process since, and
+   * either a flight whose query began after this read did, or one that read the very
+   * generations this read did (a majority held them, so no write came in between).
+   */
+  async #miss(request: Request, probe: Probe): Promise<QueryResult<unknown>> {
+    const { promise, joined } = this.#flights.run(
+      `${request.key}|${this.#writeEpoch()}`,
+      probe.readAt,
+      versionOf(probe.agreed),
+      (started) => this.#lead(request, probe, started),
+    )
+    if (joined) this.#counters.coalesced()
+    let flight: Flight
+    try {
+      flight = await promise
+    } catch (error) {
+      // The caller whose signal aborted the shared query was told so; the others were not aborted.
+      if (!joined || request.options?.signal?.aborted || !isAbortReason(error)) throw error
+      return request.runner.run(request.compiled, request.options)
+    }
+    this.#record(request, flight.hit ? 'hit' : 'miss', joined ? undefined : flight.databaseMs)
+    if (!joined) {
+      return flight.result
+    }
+    // Rows read out of the key's scope, or that cannot be copied faithfully: run for this caller.
+    if (!flight.shareable || flight.rowsText === undefined) {
+      return request.runner.run(request.compiled, request.options)
+    }
+    return { rows: this.#config.codec.decodeRows(flight.rowsText) }
+  }
+
+  /** The flight's own work: the generations to store under, then the query, under the farm-wide lock when degraded. */
+  async #lead(request: Request, probe: Probe, started: (version?: string) => void): Promise<Flight> {
+    // Unknown generations: the result can be neither validated nor stored.
+    const current =
+      probe.entry.kind === 'failed'
+        ? UNPROVEN
+        : await probe.budget.bound(this.#current(probe.generationKeys, probe.generations), UNPROVEN)
+    const compute = (): Promise<{ value: Flight; stored: boolean }> => this.#compute(request, current, probe.budget, started)
+    const safeMode = this.#config.safeMode
+    // Degraded: one process of the farm computes. Needs the generations, or nothing could be stored.
+    if (safeMode !== false && request.mark.safe && current.kind === 'proven' && this.#config.mode() === 'degraded') {
+      // Another process's result may have been computed before a late joiner's read:
+      // from here on, only callers that read these very generations may join.
+      started(versionOf(current))
+      return this.#computeUnderLock(request.key, current.tokens, safeMode, compute)
+    }
+    return (await compute()).value
+  }
+
+  /** Runs the query and stores its rows under `current`, when they are known, encodable and the key scope's. */
+  async #compute(
+    request: Request,
+    current: Tokens,
+    budget: Budget,
+    started: (version?: string) => void,
+  ): Promise<{ value: Flight; stored: boolean }> {
+    started(versionOf(current))
+    const queryStarted = performance.now()
+    const result = await request.runner.run(request.compiled, request.options)
+    const databaseMs = performance.now() - queryStarted
+    const rowsText = this.#encode(result.rows)
+    const shareable = await request.runner.storable()
+    const stored =
+      current.kind === 'proven' &&
+      rowsText !== undefined &&
+      shareable &&
+      (await budget.bound(this.#putResult(request.key, current.tokens, rowsText, request.ttl), false))
+    return { value: { result, rowsText, hit: false, shareable, databaseMs }, stored }
+  }
+
+  /** Counts a served query and tells statistics and subscribers. */
+  #record(request: Request, outcome: 'hit' | 'miss', databaseMs: number | undefined): void {
+    if (outcome === 'hit') {
+      this.#counters.hit()
+    } else {
+      this.#counters.miss()
+    }
+    const { key, compiled, info, mark, ttl } = request
+    this.#config.statistics?.record(key, () => shape(key, compiled, info, mark, ttl), outcome, databaseMs)
+    if (channels.query.hasSubscribers) {
+      channels.query.publish({ namespace: this.#config.namespace, key, outcome, ...(databaseMs === undefined ? {} : { databaseMs }) })
+    }
+  }
+
+  /**
+   * The generations to store a result under, read before its query: those a
+   * majority held, with fresh ones for any no majority held. Unproven when any
+   * is unknown (too few homes answered) or could not be created: nothing is stored.
+   */
+  async #current(keys: readonly string[], read: readonly QuorumRead[]): Promise<Tokens> {
+    if (read.some((generation) => generation.kind === 'unknown')) return UNPROVEN
+    try {
+      const tokens = await Promise.all(keys.map((key, i) => {
+        const generation = read[i]!
+        return generation.kind === 'agreed' ? generation.value : this.#generations.create(key)
+      }))
+      return { kind: 'proven', tokens }
+    } catch (error) {
+      this.#failed(error)
+      return UNPROVEN
+    }
+  }
+
+  /** A hot result gets a copy on the next node too, so a node's death does not recompute every hot key it held. */
+  #putResult(key: string, generations: readonly string[], rowsText: string, ttl: number): Promise<boolean> {
+    const copies = this.#config.hotReplicas > 1 && this.#config.statistics?.isHot(key) ? this.#config.hotReplicas : 1
+    return this.#put(key, this.#config.codec.encodeEntry(generations, rowsText), ttl, copies)
+  }
+
+  /** Degraded mode: one process of the farm computes, the others wait and re-check. */
+  #computeUnderLock(
+    key: string,
+    generations: readonly string[],
+    safeMode: SafeLockConfig,
+    compute: () => Promise<{ value: Flight; stored: boolean }>,
+  ): Promise<Flight> {
+    return computeUnderLock(
+      this.#config.store,
+      lockKey(key),
+      safeMode,
+      { compute, recheck: () => this.#recheck(key, generations) },
+      this.#counters,
+      (event, waitMs) => {
+        if (channels.lock.hasSubscribers) {
+          channels.lock.publish({ namespace: this.#config.namespace, key, event, ...(waitMs === undefined ? {} : { waitMs }) })
+        }
+      },
+    )
+  }
+
+  /** What another process stored meanwhile, if it is servable under `generations`. */
+  async #recheck(key: string, generations: readonly string[]): Promise<Lookup<Flight>> {
+    const entry = await lookup(this.#config.store, key, this.#failed)
+    if (entry.kind !== 'found') return entry
+    const found = this.#servable(entry.value, generations)
+    // Another process computed it for this miss: a miss all the same, for the hit ratio.
+    return found === undefined ? ABSENT : { kind: 'found', value: { ...found, hit: false } }
+  }
+
+  /** An entry computed under exactly the current generations, else `undefined`. */
+  #servable(value: Buffer, generations: readonly string[]): Flight | undefined {
+    const entry = this.#config.codec.decodeEntry(value)
+    if (entry === undefined || entry.generations.length !== generations.length) {
+      return undefined
+    }
+    for (let i = 0; i < generations.length; i++) {
+      if (generations[i] !== entry.generations[i]) {
+        return undefined
+      }
+    }
+    try {
+      const rows = this.#config.codec.decodeRows(entry.rowsText)
+      return { result: { rows }, rowsText: entry.rowsText, hit: true, shareable: true, databaseMs: undefined }
+    } catch (error) {
+      this.#failed(error)
+      return undefined
+    }
+  }
+
+  #encode(rows: readonly unknown[]): string | undefined {
+    const text = this.#config.codec.encodeRows(rows)
+    // Rows the codec cannot bring back as they are (it warns once): not a cache failure, so not onError.
+    if (text === undefined) this.#counters.uncacheable()
+    return text
+  }
+
+  /**
+   * Resolves whether the value is now where `get` reads it. With `copies` > 1 it is
+   * also written to the next nodes: every copy is checked against the generations
+   * on read, so an old copy can never be served.
+   */
+  async #put(key: string, value: Buffer, ttl: number, copies = 1): Promise<boolean> {
+    const store = this.#config.store
+    if (value.length > store.maxValueBytes) {
+      this.#counters.oversize()
+      return false
+    }
+    try {
+      if (copies > 1) {
+        const [first] = await store.setReplicas(key, value, ttl, copies)
+        if (first !== true) throw first
+      } else {
+        await store.set(key, value, ttl)
+      }
+      this.#counters.stored()
+      return true
+    } catch (error) {
+      if (error instanceof ValueTooLargeError) {
+        this.#counters.oversize()
+      } else {
+        this.#failed(error)
+      }
+      return false
+    }
+  }
+}
+
+/** An abort signal's reason, as Kysely and the wrapped connection reject with it. */
+function isAbortReason(error: unknown): boolean {
+  return error instanceof DOMException && (error.name === 'AbortError' || error.name === 'TimeoutError')
+}
+
+/** Proven when a majority agreed on every generation; else they prove nothing. */
+function agreedTokens(read: readonly QuorumRead[]): Tokens {
+  const tokens: string[] = []
+  for (const generation of read) {
+    if (generation.kind !== 'agreed') return UNPROVEN
+    tokens.push(generation.value)
+  }
+  return { kind: 'proven', tokens }
+}
+
+/** The version a flight is shared by: only proven tokens make one. */
+function versionOf(tokens: Tokens): string | undefined {
+  return tokens.kind === 'proven' ? tokens.tokens.join(',') : undefined
+}
+
+/** What the statistics keep of a query, built only when its shape is first tracked. */
+function shape(key: string, compiled: CompiledQuery, info: StatementInfo, mark: CacheMark, ttl: number): QueryShape {
+  return { key, sql: compiled.sql, parameters: compiled.parameters, tables: info.reads, tags: mark.tags, ttl }
+}

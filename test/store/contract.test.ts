@@ -1,0 +1,23 @@
+import { afterAll, beforeAll, describe } from 'vitest'
+import { MemcachedStore } from '../../src/store/memcached/memcached-store.js'
+import { MemoryStore } from '../../src/store/memory-store.js'
+import { startMemcached, type MemcachedCluster } from '../harness/memcached.js'
+import { storeContract } from './store-contract.js'
+
+describe('MemoryStore', () => {
+  storeContract((options) => new MemoryStore(options))
+})
+
+describe('MemcachedStore on one real memcached node', () => {
+  let cluster: MemcachedCluster
+
+  beforeAll(async () => {
+    cluster = await startMemcached(1)
+  })
+
+  afterAll(async () => {
+    await cluster?.stopAll()
+  })
+
+  storeContract((options) => new MemcachedStore({ servers: cluster.servers, ...options }))
+})
