@@ -1,5 +1,8 @@
 import type { CompiledQuery, DatabaseConnection, QueryResult } from 'kysely'
 import type { KeyScope } from '../kysely/scope.js'
+import type { WriteSet } from './write-set.js'
+
+export type { WriteSet }
 
 /** Kysely passes these (an abort signal) with each call; not exported by its index. */
 export type AbortableOperationOptions = Parameters<DatabaseConnection['executeQuery']>[1]
@@ -21,10 +24,4 @@ export interface QueryRunner {
   storable(): Promise<boolean>
   /** `writes` with unqualified tables resolved through the search_path of the connection held. */
   resolveWrites(writes: WriteSet): Promise<WriteSet>
-}
-
-/** Tables a statement (or a transaction) wrote; `namespace` when it cannot be told. */
-export interface WriteSet {
-  namespace: boolean
-  readonly tables: Set<string>
 }

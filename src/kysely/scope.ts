@@ -1,5 +1,5 @@
 import { CompiledQuery, type DatabaseConnection, type RootOperationNode } from 'kysely'
-import type { WriteSet } from '../cache/engine.js'
+import type { WriteSet } from '../cache/write-set.js'
 import { describe } from '../util/validate.js'
 import { analyzeStatement, type StatementInfo } from './statement.js'
 
