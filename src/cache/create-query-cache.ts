@@ -1,113 +1,26 @@
 import type { Dialect } from 'kysely'
 import { CacheEngine } from './engine.js'
-import { Codec, validateTypes, type CacheType } from './codec.js'
+import { Codec, validateTypes } from './codec.js'
 import { createCachingDialect } from '../kysely/caching-dialect.js'
 import { resolveWrapOptions, type WrapDialectOptions } from '../kysely/scope.js'
 import { validateNamespace } from '../keys.js'
-import {
-  delayMs,
-  describe,
-  positiveInteger,
-  positiveNumber,
-  rejectUnknown,
-  requireOptionsObject,
-  tagList,
-  ttlSeconds,
-  wholeSeconds,
-} from '../util/validate.js'
+import { delayMs, describe, positiveInteger, rejectUnknown, requireOptionsObject, tagList, ttlSeconds } from '../util/validate.js'
 import type { CacheStats } from './counters.js'
-import { ModeView, type ModeChange } from '../tier/mode-view.js'
-import { resolveSafeMode, type SafeModeOptions } from './safe-lock.js'
-import { MemcachedStore, type StoreEvent } from '../store/memcached/memcached-store.js'
+import { ModeView } from '../tier/mode-view.js'
+import { resolveSafeMode } from './safe-lock.js'
 import { isNodeAware } from '../store/node-aware-store.js'
-import { MemoryStore } from '../store/memory-store.js'
 import type { Store } from '../store/store.js'
 import type { CacheMode } from '../tier/tier-state.js'
 import { FarmStatistics } from '../statistics/farm-statistics.js'
+import { createStore } from './open-store.js'
+import type { QueryCacheOptions } from './query-cache-options.js'
+import { resolveStatistics } from './statistics-options.js'
 import { channels } from '../observability/channels.js'
-import { registerMetrics, type MetricsRegistry } from '../observability/metrics.js'
-import { QueryStatistics, type HotQuery } from '../statistics/query-statistics.js'
+import { registerMetrics } from '../observability/metrics.js'
+import type { HotQuery } from '../statistics/query-shape.js'
+import { QueryStatistics } from '../statistics/query-statistics.js'
 import { runWarmup, type WarmupOptions, type WarmupReport } from '../warmup/replay.js'
 import { createManifest, parseManifest, type WarmupManifest } from '../warmup/manifest.js'
-
-export interface QueryCacheOptions {
-  /**
-   * memcached nodes as `host:port`, placed on a consistent-hash (ketama) ring.
-   * Omit for the embedded in-process store (one process only).
-   */
-  readonly servers?: readonly string[] | undefined
-  /** Any other {@link Store}; excludes `servers`. */
-  readonly store?: Store | undefined
-  /** Prefix of every key, so several applications can share memcached. Default `"kysely"`. */
-  readonly namespace?: string | undefined
-  /** Seconds a result is served when `.cached()` names no `ttl`. Default 60. */
-  readonly defaultTtl?: number | undefined
-  /**
-   * Longest a query waits for the cache, all its cache steps together, before
-   * going on without it (a hung node costs a query at most this). Default 250 ms.
-   */
-  readonly timeoutMs?: number | undefined
-  /** Consecutive failures after which a node leaves this process's ring. Default 3. */
-  readonly failureThreshold?: number | undefined
-  /** How long a node stays out of the ring before it is probed again. Default 5000 ms. */
-  readonly retryAfterMs?: number | undefined
-  /** TTL cap, seconds, for anything stored on a stand-in node while a node is out. Default 10. */
-  readonly fallbackTtl?: number | undefined
-  /**
-   * Largest value stored, bytes; larger results are not cached. Default: 1 MiB less
-   * 1 KiB with memcached (its item limit less item headers), 1 MiB embedded.
-   */
-  readonly maxValueBytes?: number | undefined
-  /** Nodes holding a copy of each generation, so losing one node does not invalidate every result. Default 3. */
-  readonly generationReplicas?: number | undefined
-  /**
-   * Nodes holding a copy of a hot result (one the statistics saw requested
-   * more than once lately): when a node dies, its hot keys are still hits on the next node. Default 2; 1 turns it off.
-   */
-  readonly hotReplicas?: number | undefined
-  /** Bounds of the embedded store. */
-  readonly memory?: { readonly maxEntries?: number; readonly maxBytes?: number } | undefined
-  /** Schema of unqualified table names, so `person` and `public.person` are one table. Default `"public"`. */
-  readonly defaultSchema?: string | undefined
-  /** Called with each cache failure (the query itself went on without the cache). */
-  readonly onError?: ((error: unknown) => void) | undefined
-  /**
-   * The farm-wide `safe-` lock used on misses while the tier is degraded (see
-   * docs/safe-mode.md); `false` turns it off. Default: the web-latency settings
-   * of {@link SafeModeOptions}; `ORIGINAL_SAFE_MODE` is the 5 s × 6 scheme.
-   */
-  readonly safeMode?: SafeModeOptions | false | undefined
-  /** How often this process reads the monitor's shared flag and reports its hit/miss counts. Default 1000 ms. */
-  readonly modeRefreshMs?: number | undefined
-  /**
-   * With no monitor running: how long this process stays degraded after a node it
-   * had taken out rejoined (flushed, so empty). Default 30 000 ms, the monitor's default.
-   */
-  readonly settleMs?: number | undefined
-  /** Mode changes and memcached node events, as they happen. Must not throw. */
-  readonly onEvent?: ((event: CacheEvent) => void) | undefined
-  /**
-   * Per-query-shape statistics for warm-up (see docs/warmup.md); `false` turns
-   * them off. With memcached, each process merges them into a farm-wide document
-   * every `shareEveryMs` (`false`: this process only).
-   */
-  readonly statistics?:
-    | false
-    | { readonly capacity?: number; readonly halfLifeMs?: number; readonly shareEveryMs?: number | false; readonly farmCapacity?: number }
-    | undefined
-  /** A prom-client registry to publish metrics on (names in docs/operations.md). */
-  readonly metrics?: { readonly registry: MetricsRegistry } | undefined
-  /**
-   * The application's own classes in rows (what custom pg type parsers return), as
-   * superjson custom transformers: `{ name, isApplicable, serialize, deserialize }`.
-   * Results holding any other class are not cached. The sorted names version the
-   * entries: caches with different lists never read each other's.
-   */
-  readonly types?: readonly CacheType[] | undefined
-}
-
-/** What `onEvent` receives. */
-export type CacheEvent = ({ readonly type: 'mode' } & ModeChange) | StoreEvent
 
 export interface InvalidateTarget {
   /** Tables whose cached reads are dropped, `person` or `schema.person`. */
@@ -171,8 +84,6 @@ const KNOWN_OPTIONS = [
   'fallbackTtl', 'maxValueBytes', 'generationReplicas', 'hotReplicas', 'memory', 'defaultSchema', 'onError',
   'safeMode', 'modeRefreshMs', 'settleMs', 'onEvent', 'statistics', 'metrics', 'types',
 ]
-const STATISTICS_OPTIONS = ['capacity', 'halfLifeMs', 'shareEveryMs', 'farmCapacity']
-const MEMORY_OPTIONS = ['maxEntries', 'maxBytes']
 
 /**
  * Creates a query cache.
@@ -241,8 +152,9 @@ export function createQueryCache(options: QueryCacheOptions = {}): QueryCache {
     codec,
     onError,
   })
-  // Only a node-aware store is shared by processes that must agree on a mode.
-  if (isNodeAware(store)) {
+  // Processes that share a store must agree on its mode; a process-local store has no farm.
+  const shared = store.processLocal !== true
+  if (shared) {
     modeView = new ModeView({
       store,
       namespace,
@@ -259,7 +171,7 @@ export function createQueryCache(options: QueryCacheOptions = {}): QueryCache {
   }
   const shareEveryMs = statisticsOptions === false ? false : (statisticsOptions.shareEveryMs ?? 10_000)
   const farm =
-    statistics !== undefined && shareEveryMs !== false && isNodeAware(store)
+    statistics !== undefined && shareEveryMs !== false && shared
       ? new FarmStatistics({
           store,
           namespace,
@@ -357,72 +269,3 @@ export function createQueryCache(options: QueryCacheOptions = {}): QueryCache {
     },
   }
 }
-
-const MEMCACHED_ONLY = ['failureThreshold', 'retryAfterMs', 'fallbackTtl'] as const
-
-type StatisticsOptions = Exclude<QueryCacheOptions['statistics'], false | undefined>
-
-/** `statistics` checked under the names the caller wrote, before the classes that take them see other names. */
-function resolveStatistics(value: unknown): StatisticsOptions | false {
-  if (value === false) return false
-  if (value === undefined) return {}
-  if (value === null || typeof value !== 'object') {
-    throw new TypeError(`statistics must be an object or false, got ${describe(value)}`)
-  }
-  rejectUnknown(value, STATISTICS_OPTIONS, 'statistics')
-  const { capacity, halfLifeMs, shareEveryMs, farmCapacity } = value as StatisticsOptions
-  if (capacity !== undefined) positiveInteger(capacity, 'statistics.capacity')
-  if (halfLifeMs !== undefined) positiveNumber(halfLifeMs, 'statistics.halfLifeMs', 'milliseconds')
-  if (shareEveryMs !== undefined && shareEveryMs !== false) delayMs(shareEveryMs, 'statistics.shareEveryMs')
-  if (farmCapacity !== undefined) positiveInteger(farmCapacity, 'statistics.farmCapacity')
-  return value as StatisticsOptions
-}
-
-function createStore(options: QueryCacheOptions, timeoutMs: number, onEvent: (event: StoreEvent) => void): Store {
-  const { servers, store, memory } = options
-  if (store !== undefined) {
-    if (servers !== undefined) {
-      throw new TypeError('give either servers or store, not both')
-    }
-    for (const name of [...MEMCACHED_ONLY, 'maxValueBytes', 'memory'] as const) {
-      if (options[name] !== undefined) {
-        throw new TypeError(`${name} does not apply with a custom store: configure the store itself`)
-      }
-    }
-    return store
-  }
-  const maxValueBytes =
-    options.maxValueBytes === undefined ? undefined : positiveInteger(options.maxValueBytes, 'maxValueBytes')
-  if (servers === undefined) {
-    for (const name of MEMCACHED_ONLY) {
-      if (options[name] !== undefined) {
-        throw new TypeError(`${name} applies to memcached servers only, and no servers were given`)
-      }
-    }
-    if (memory !== undefined) rejectUnknown(requireOptionsObject(memory, 'memory'), MEMORY_OPTIONS, 'memory')
-    const maxBytes = memory?.maxBytes
-    if (maxBytes !== undefined && (!Number.isSafeInteger(maxBytes) || maxBytes < 1024)) {
-      throw new RangeError(`memory.maxBytes must be an integer of at least 1024, got ${describe(maxBytes)}`)
-    }
-    return new MemoryStore({
-      maxEntries: memory?.maxEntries === undefined ? undefined : positiveInteger(memory.maxEntries, 'memory.maxEntries'),
-      maxBytes,
-      maxValueBytes,
-    })
-  }
-  if (memory !== undefined) {
-    throw new TypeError('memory applies to the embedded store only, and servers were given')
-  }
-  const { failureThreshold, retryAfterMs, fallbackTtl } = options
-  return new MemcachedStore({
-    servers: servers as string[],
-    timeoutMs,
-    failureThreshold: failureThreshold === undefined ? undefined : positiveInteger(failureThreshold, 'failureThreshold'),
-    retryAfterMs: retryAfterMs === undefined ? undefined : delayMs(retryAfterMs, 'retryAfterMs'),
-    // Checked here under the caller's name: the store knows it as fallbackTtlSeconds.
-    fallbackTtlSeconds: fallbackTtl === undefined ? undefined : wholeSeconds(fallbackTtl, 'fallbackTtl'),
-    maxValueBytes,
-    onEvent,
-  })
-}
-

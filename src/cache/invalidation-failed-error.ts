@@ -3,6 +3,15 @@
  * cache tier (and `invalidate()` resolves `false`): until the entries expire,
  * other processes may serve results from before that write. This is the one
  * exception to read-your-writes (docs/guarantees.md).
+ *
+ * ```ts
+ * const cache = createQueryCache({
+ *   servers,
+ *   onError: (error) => {
+ *     if (error instanceof InvalidationFailedError) alert(`stale reads possible: ${error.message}`)
+ *   },
+ * })
+ * ```
  */
 export class InvalidationFailedError extends Error {
   override readonly name = 'InvalidationFailedError'

@@ -30,6 +30,10 @@ export interface SafeModeOptions {
 /**
  * The scheme of the 2007 mailing-list post this library grew from: check again
  * every 5 seconds, at most 6 times. Too coarse for web latency, kept for comparison.
+ *
+ * ```ts
+ * const cache = createQueryCache({ servers, safeMode: ORIGINAL_SAFE_MODE })
+ * ```
  */
 export const ORIGINAL_SAFE_MODE: SafeModeOptions = Object.freeze({
   lockTtl: 35,

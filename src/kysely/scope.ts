@@ -1,6 +1,6 @@
 import { CompiledQuery, type DatabaseConnection, type RootOperationNode } from 'kysely'
 import type { WriteSet } from '../cache/write-set.js'
-import { describe } from '../util/validate.js'
+import { describe, rejectUnknown, requireOptionsObject, tagList } from '../util/validate.js'
 import { analyzeStatement, type StatementInfo } from './statement.js'
 
 /*
@@ -33,16 +33,12 @@ export interface ScopeConfig {
   readonly defaultSchema: string
 }
 
-const WRAP_OPTIONS = new Set(['scope', 'searchPath'])
+const WRAP_OPTIONS = ['scope', 'searchPath']
 
+/** Checks `wrapDialect`'s options; the scope they name, or none (learned from the database). */
 export function resolveWrapOptions(options: unknown, defaultSchema: string): ScopeConfig {
   if (options === undefined) return { explicit: undefined, defaultSchema }
-  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-    throw new TypeError(`wrapDialect options must be an object, got ${describe(options)}`)
-  }
-  for (const name of Object.keys(options)) {
-    if (!WRAP_OPTIONS.has(name)) throw new TypeError(`unknown option ${JSON.stringify(name)} for wrapDialect`)
-  }
+  rejectUnknown(requireOptionsObject(options, 'wrapDialect'), WRAP_OPTIONS, 'wrapDialect')
   const { scope, searchPath } = options as WrapDialectOptions
   if (scope === undefined) {
     if (searchPath !== undefined) {
@@ -54,15 +50,7 @@ export function resolveWrapOptions(options: unknown, defaultSchema: string): Sco
     throw new TypeError(`scope must be a non-empty string, got ${describe(scope)}`)
   }
   if (searchPath === undefined) return { explicit: { id: explicitScopeId(scope), searchPath: [defaultSchema] }, defaultSchema }
-  if (!Array.isArray(searchPath)) {
-    throw new TypeError(`searchPath must be an array of non-empty strings, got ${describe(searchPath)}`)
-  }
-  searchPath.forEach((schema: unknown, index) => {
-    if (typeof schema !== 'string' || schema === '') {
-      throw new TypeError(`searchPath[${index}] must be a non-empty string, got ${describe(schema)}`)
-    }
-  })
-  return { explicit: { id: explicitScopeId(scope), searchPath: [...searchPath] }, defaultSchema }
+  return { explicit: { id: explicitScopeId(scope), searchPath: [...tagList(searchPath, 'searchPath')] }, defaultSchema }
 }
 
 /** The key scope of `wrapDialect(dialect, { scope: name })`. */

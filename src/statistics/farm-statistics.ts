@@ -18,9 +18,14 @@
  */
 import { hotStatisticsKey, validateNamespace } from '../keys.js'
 import { readSharedDocument, writeSharedDocument } from '../store/shared-document.js'
-import { describe, positiveInteger, positiveNumber, rejectUnknown, requireOptionsObject } from '../util/validate.js'
-import { decayFactor, hotQueriesOf, scoreOf, validateSnapshot } from './query-statistics.js'
-import type { HotQuery, QueryStatistics, SnapshotEntry, StatisticsSnapshot } from './query-statistics.js'
+import { delayMs, describe, positiveInteger, rejectUnknown, requireOptionsObject } from '../util/validate.js'
+import { combineCounts, decayFactor, mapCounts, scaleCounts, sumCounts } from './decayed-counts.js'
+import { hotQueriesOf, scoreOf } from './hot-query-score.js'
+import { copyShape } from './query-shape.js'
+import type { HotQuery } from './query-shape.js'
+import type { QueryStatistics } from './query-statistics.js'
+import { validateSnapshot } from './statistics-snapshot.js'
+import type { SnapshotEntry, StatisticsSnapshot } from './statistics-snapshot.js'
 import type { Store } from '../store/store.js'
 import { StoreUnavailableError } from '../store/store.js'
 
@@ -79,7 +84,7 @@ export class FarmStatistics {
 
   /**
    * @throws {TypeError} On a missing store or local statistics, a bad namespace or an unknown option.
-   * @throws {RangeError} On a `capacity` or `intervalMs` that is not positive.
+   * @throws {RangeError} On a `capacity` that is not a positive integer or an `intervalMs` no timer can wait.
    */
   constructor(options: FarmStatisticsOptions) {
     rejectUnknown(requireOptionsObject(options, 'FarmStatistics'), KNOWN_OPTIONS, 'FarmStatistics')
@@ -96,7 +101,7 @@ export class FarmStatistics {
     this.#key = hotStatisticsKey(validateNamespace(options.namespace))
     this.#local = options.local
     this.#capacity = positiveInteger(options.capacity ?? DEFAULT_CAPACITY, 'capacity')
-    this.#intervalMs = positiveNumber(options.intervalMs ?? DEFAULT_INTERVAL_MS, 'intervalMs', 'milliseconds')
+    this.#intervalMs = delayMs(options.intervalMs ?? DEFAULT_INTERVAL_MS, 'intervalMs')
     this.#onError = options.onError ?? (() => {})
   }
 
@@ -185,11 +190,11 @@ export class FarmStatistics {
     const merged = new Map<string, SnapshotEntry>()
     if (document !== undefined) {
       const decay = decayFactor(now - document.at, halfLifeMs)
-      for (const entry of document.entries) merged.set(entry.key, scaled(entry, decay))
+      for (const entry of document.entries) merged.set(entry.key, { ...entry, ...scaleCounts(entry, decay) })
     }
     for (const entry of delta) {
       const known = merged.get(entry.key)
-      merged.set(entry.key, known === undefined ? entry : sum(known, entry))
+      merged.set(entry.key, known === undefined ? entry : { ...known, ...sumCounts(known, entry) })
     }
     const text = this.#encode(now, halfLifeMs, [...merged.values()])
     const outcomes = await writeSharedDocument(this.#store, this.#key, Buffer.from(text, 'utf8'), DOCUMENT_TTL_SECONDS)
@@ -212,17 +217,11 @@ export class FarmStatistics {
         if (entry.requests > EPSILON) delta.push(entry)
         continue
       }
-      const requests = entry.requests - base.requests * decay
+      const before = scaleCounts(base, decay)
+      const requests = entry.requests - before.requests
       if (requests <= EPSILON) continue
-      delta.push({
-        ...entry,
-        requests,
-        error: 0,
-        hits: positive(entry.hits - base.hits * decay),
-        misses: positive(entry.misses - base.misses * decay),
-        executions: positive(entry.executions - base.executions * decay),
-        databaseMs: positive(entry.databaseMs - base.databaseMs * decay),
-      })
+      const since = combineCounts(entry, before, (now, then) => positive(now - then))
+      delta.push({ ...entry, ...since, requests, error: 0 })
     }
     return delta
   }
@@ -230,7 +229,7 @@ export class FarmStatistics {
   /** The document as JSON: the `capacity` best-scored entries, skipping any that would push it over `maxValueBytes`. */
   #encode(at: number, halfLifeMs: number, entries: SnapshotEntry[]): string {
     const ranked = entries
-      .map((entry) => ({ entry, score: scoreOf(entry.requests, entry.error, entry.executions, entry.databaseMs) }))
+      .map((entry) => ({ entry, score: scoreOf(entry) }))
       .sort((a, b) => b.score - a.score || b.entry.requests - a.entry.requests)
     const head = `{"version":1,"at":${at},"halfLifeMs":${halfLifeMs},"entries":[`
     const tail = ']}'
@@ -250,54 +249,12 @@ export class FarmStatistics {
   }
 }
 
+/** Float noise below {@link EPSILON} is no traffic. */
 function positive(value: number): number {
   return value > EPSILON ? value : 0
 }
 
-function scaled(entry: SnapshotEntry, factor: number): SnapshotEntry {
-  return {
-    ...entry,
-    requests: entry.requests * factor,
-    error: entry.error * factor,
-    hits: entry.hits * factor,
-    misses: entry.misses * factor,
-    executions: entry.executions * factor,
-    databaseMs: entry.databaseMs * factor,
-  }
-}
-
-function sum(a: SnapshotEntry, b: SnapshotEntry): SnapshotEntry {
-  return {
-    ...a,
-    requests: a.requests + b.requests,
-    error: a.error + b.error,
-    hits: a.hits + b.hits,
-    misses: a.misses + b.misses,
-    executions: a.executions + b.executions,
-    databaseMs: a.databaseMs + b.databaseMs,
-    lastSeen: Math.max(a.lastSeen, b.lastSeen),
-  }
-}
-
-/** Counts rounded to 1/1000: a decayed count needs no 17 significant digits, the document stays small. */
+/** Counts rounded to 1/1000 (a decayed count needs no 17 significant digits), and no field a snapshot does not define. */
 function compact(entry: SnapshotEntry): SnapshotEntry {
-  return {
-    key: entry.key,
-    sql: entry.sql,
-    parameters: entry.parameters,
-    tables: entry.tables,
-    tags: entry.tags,
-    ttl: entry.ttl,
-    requests: round(entry.requests),
-    error: round(entry.error),
-    hits: round(entry.hits),
-    misses: round(entry.misses),
-    executions: round(entry.executions),
-    databaseMs: round(entry.databaseMs),
-    lastSeen: entry.lastSeen,
-  }
-}
-
-function round(value: number): number {
-  return Math.round(value * 1000) / 1000
+  return { ...copyShape(entry), ...mapCounts(entry, (count) => Math.round(count * 1000) / 1000) }
 }

@@ -9,7 +9,7 @@ import {
   StoreUnavailableError,
   UINT64_LIMIT,
 } from './store.js'
-import { numberOption, storeOptions } from './store-options.js'
+import { integerFrom, rejectUnknown, requireOptionsObject } from '../util/validate.js'
 
 /** Options of {@link MemoryStore}. */
 export interface MemoryStoreOptions {
@@ -41,10 +41,16 @@ const KNOWN_OPTIONS = ['maxEntries', 'maxBytes', 'maxValueBytes']
  *
  * TTLs are whole seconds relative to now; `0` means no expiry (LRU eviction
  * still applies).
+ *
+ * ```ts
+ * const cache = createQueryCache({ store: new MemoryStore({ maxBytes: 16 * 1024 * 1024 }) })
+ * ```
  */
 export class MemoryStore implements Store {
   /** Largest value, in bytes, this store accepts. */
   readonly maxValueBytes: number
+  /** Nothing outside this process sees it: no farm-wide mode or statistics. */
+  readonly processLocal = true
   readonly #cache: LRUCache<string, Entry>
   #closed = false
 
@@ -53,12 +59,12 @@ export class MemoryStore implements Store {
    *   the message names the option and the value.
    */
   constructor(options: MemoryStoreOptions = {}) {
-    storeOptions(options, 'MemoryStore', KNOWN_OPTIONS)
-    const maxEntries = positiveInteger('maxEntries', options.maxEntries, 10_000, 1)
-    const maxBytes = positiveInteger('maxBytes', options.maxBytes, 64 * MIB, 1024)
+    rejectUnknown(requireOptionsObject(options, 'MemoryStore'), KNOWN_OPTIONS, 'MemoryStore')
+    const maxEntries = options.maxEntries === undefined ? 10_000 : integerFrom(options.maxEntries, 'maxEntries', 1)
+    const maxBytes = options.maxBytes === undefined ? 64 * MIB : integerFrom(options.maxBytes, 'maxBytes', 1024)
     // The biggest value must still fit next to the longest key, or the LRU would drop it silently.
     const room = maxBytes - MAX_KEY_BYTES - ENTRY_OVERHEAD_BYTES
-    const maxValueBytes = positiveInteger('maxValueBytes', options.maxValueBytes, Math.min(MIB, room), 1)
+    const maxValueBytes = options.maxValueBytes === undefined ? Math.min(MIB, room) : integerFrom(options.maxValueBytes, 'maxValueBytes', 1)
     if (maxValueBytes > room) {
       throw new RangeError(
         `maxValueBytes must leave room for the key and entry overhead within maxBytes (at most ${room}), got ${maxValueBytes}`,
@@ -190,10 +196,6 @@ export class MemoryStore implements Store {
       throw new StoreUnavailableError('MemoryStore is closed')
     }
   }
-}
-
-function positiveInteger(name: string, value: unknown, fallback: number, min: number): number {
-  return numberOption(name, value, fallback, `an integer of at least ${min}`, (number) => Number.isSafeInteger(number) && number >= min)
 }
 
 function expiresAt(ttlSeconds: unknown): number {

@@ -58,6 +58,11 @@ export interface Store {
   addHomes(key: string, value: Buffer, ttlSeconds: number, count: number): Array<Promise<boolean>>
   /** Largest value, in bytes, this store accepts; larger values are not stored. */
   readonly maxValueBytes: number
+  /**
+   * `true` when no other process sees this store (the embedded one): there is
+   * then no farm to share a mode flag or statistics with. Absent means shared.
+   */
+  readonly processLocal?: boolean
   /** Closes sockets and timers; the store is unusable afterwards. */
   close(): Promise<void>
 }
@@ -112,7 +117,17 @@ export function assertCounterArguments(amount: unknown, initial: unknown): void 
   }
 }
 
-/** The store could not answer for a key: node down, refused, timed out or garbled. */
+/**
+ * The store could not answer for a key: node down, refused, timed out or garbled.
+ * The cache never lets it reach a query (the database answers); stores throw it.
+ *
+ * ```ts
+ * const value = await store.get('k').catch((error) => {
+ *   if (error instanceof StoreUnavailableError) return undefined // treat as a miss
+ *   throw error
+ * })
+ * ```
+ */
 export class StoreUnavailableError extends Error {
   override readonly name = 'StoreUnavailableError'
   constructor(

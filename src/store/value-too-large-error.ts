@@ -2,6 +2,15 @@
  * A value was not stored because it is larger than the store accepts: either
  * above the store's `maxValueBytes` (then it was never sent) or refused by
  * memcached itself ("Value too large"). Not a node failure: the node is fine.
+ *
+ * ```ts
+ * const cache = createQueryCache({
+ *   servers,
+ *   onError: (error) => {
+ *     if (error instanceof ValueTooLargeError) log.info(`not cached: ${error.key} is ${error.size} bytes`)
+ *   },
+ * })
+ * ```
  */
 export class ValueTooLargeError extends Error {
   override readonly name = 'ValueTooLargeError'

@@ -1,15 +1,8 @@
 import type { CacheCounters } from '../cache/counters.js'
 import { isNodeAware, type NodeAwareStore } from '../store/node-aware-store.js'
 import type { Store } from '../store/store.js'
-import {
-  farmCounterKeys,
-  readModeOverride,
-  readTierState,
-  type CacheMode,
-  type FarmCounterKeys,
-  type ModeOverride,
-  type TierState,
-} from './tier-state.js'
+import { farmCounterKeys, type FarmCounterKeys } from '../keys.js'
+import { readModeOverride, readTierState, type CacheMode, type ModeOverride, type TierState } from './tier-state.js'
 
 /** A change of this process's mode, for `onEvent`. */
 export interface ModeChange {

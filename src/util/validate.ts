@@ -89,6 +89,23 @@ export function positiveInteger(value: unknown, name: string): number {
 }
 
 /**
+ * A safe integer from `min` to `max` (no upper bound when `max` is omitted).
+ *
+ * ```ts
+ * integerFrom(100, 'maxBytes', 1024) // RangeError: maxBytes must be an integer of at least 1024, got 100
+ * integerFrom(0, 'maxValueBytes', 1, 2 ** 30)
+ * // RangeError: maxValueBytes must be an integer from 1 to 1073741824, got 0
+ * ```
+ */
+export function integerFrom(value: unknown, name: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `of at least ${min}` : `from ${min} to ${max}`
+    throw new RangeError(`${name} must be an integer ${range}, got ${describe(value)}`)
+  }
+  return value
+}
+
+/**
  * A positive finite number of `unit`, for quantities that never reach a timer.
  *
  * ```ts

@@ -27,21 +27,11 @@
 import { decodeValue, encodeValue } from '../cache/codec.js'
 import { validateNamespace } from '../keys.js'
 import { describe, ttlSeconds } from '../util/validate.js'
-import type { HotQuery } from '../statistics/query-statistics.js'
+import type { HotQuery, QueryShape } from '../statistics/query-shape.js'
 import { classifyRawStatement } from '../kysely/raw-statement.js'
 
 /** One query to replay. */
-export interface WarmupEntry {
-  /** The cache key it was recorded under. */
-  readonly key: string
-  /** A single read-only statement. */
-  readonly sql: string
-  readonly parameters: readonly unknown[]
-  /** Normalised `schema.table` names it reads. */
-  readonly tables: readonly string[]
-  readonly tags: readonly string[]
-  /** Seconds; 0 means no expiry. */
-  readonly ttl: number
+export interface WarmupEntry extends QueryShape {
   /** requests × mean database time (ms): higher goes first. */
   readonly score: number
 }
@@ -55,7 +45,17 @@ export interface WarmupManifest {
   readonly entries: readonly WarmupEntry[]
 }
 
-/** A manifest that cannot be read; `path` names the offending field (`''` for the document itself). */
+/**
+ * A manifest that cannot be read; `path` names the offending field (`''` for the document itself).
+ *
+ * ```ts
+ * try {
+ *   parseManifest(await readFile('warmup.json', 'utf8'))
+ * } catch (error) {
+ *   if (error instanceof ManifestError) console.error(`warmup.json ${error.path}: ${error.message}`)
+ * }
+ * ```
+ */
 export class ManifestError extends Error {
   override readonly name = 'ManifestError'
   constructor(

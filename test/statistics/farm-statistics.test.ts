@@ -1,7 +1,9 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { FarmStatistics, hotStatisticsKey } from '../../src/statistics/farm-statistics.js'
-import { QueryStatistics, validateSnapshot } from '../../src/statistics/query-statistics.js'
-import type { HotQuery, QueryShape } from '../../src/statistics/query-statistics.js'
+import { hotStatisticsKey } from '../../src/keys.js'
+import { FarmStatistics } from '../../src/statistics/farm-statistics.js'
+import type { HotQuery, QueryShape } from '../../src/statistics/query-shape.js'
+import { QueryStatistics } from '../../src/statistics/query-statistics.js'
+import { validateSnapshot } from '../../src/statistics/statistics-snapshot.js'
 import { MemcachedStore } from '../../src/store/memcached/memcached-store.js'
 import type { MemcachedStoreOptions } from '../../src/store/memcached/memcached-store.js'
 import { createManifest, parseManifest, serializeManifest } from '../../src/warmup/manifest.js'
@@ -208,7 +210,7 @@ describe('FarmStatistics', () => {
     expect(() => new FarmStatistics({ store, namespace: 'a b', local })).toThrow(/namespace must be/)
     expect(() => new FarmStatistics({ store, namespace: 'ok', local, capacity: 0 })).toThrow('capacity must be a positive integer, got 0')
     expect(() => new FarmStatistics({ store, namespace: 'ok', local, intervalMs: -5 })).toThrow(
-      'intervalMs must be a positive finite number of milliseconds, got -5',
+      'intervalMs must be a positive number of milliseconds, at most 2147483647, got -5',
     )
     expect(() => new FarmStatistics({ store, namespace: 'ok', local: {} as QueryStatistics })).toThrow('local must be a QueryStatistics')
   })

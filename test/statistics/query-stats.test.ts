@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest'
-import { QueryStatistics, hotQueriesOf, validateSnapshot } from '../../src/statistics/query-statistics.js'
-import type { QueryShape, StatisticsSnapshot } from '../../src/statistics/query-statistics.js'
+import { hotQueriesOf } from '../../src/statistics/hot-query-score.js'
+import type { QueryShape } from '../../src/statistics/query-shape.js'
+import { QueryStatistics } from '../../src/statistics/query-statistics.js'
+import { validateSnapshot } from '../../src/statistics/statistics-snapshot.js'
+import type { StatisticsSnapshot } from '../../src/statistics/statistics-snapshot.js'
 
 const HALF_LIFE = 60_000
 
@@ -212,6 +215,6 @@ describe('QueryStatistics', () => {
     expect(() => new QueryStatistics({ capacity: 0 })).toThrow('capacity must be a positive integer, got 0')
     expect(() => new QueryStatistics({ halfLifeMs: -1 })).toThrow('halfLifeMs must be a positive finite number of milliseconds, got -1')
     expect(() => new QueryStatistics({ capasity: 3 } as never)).toThrow('unknown option "capasity"')
-    expect(() => new QueryStatistics().top(-1)).toThrow('limit must be a non-negative integer, got -1')
+    expect(() => new QueryStatistics().top(-1)).toThrow('limit must be an integer of at least 0, got -1')
   })
 })

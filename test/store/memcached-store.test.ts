@@ -147,15 +147,15 @@ describe('MemcachedStore on healthy nodes', () => {
 describe('MemcachedStore options', () => {
   const servers = ['127.0.0.1:11211']
   const cases: Array<[string, unknown, ErrorConstructor, string]> = [
-    ['timeoutMs', { servers, timeoutMs: -1 }, RangeError, 'timeoutMs must be a positive finite number of milliseconds, got -1'],
-    ['timeoutMs', { servers, timeoutMs: Infinity }, RangeError, 'timeoutMs must be a positive finite number of milliseconds, got Infinity'],
-    ['timeoutMs', { servers, timeoutMs: '250' }, TypeError, 'timeoutMs must be a positive finite number of milliseconds, got "250"'],
+    ['timeoutMs', { servers, timeoutMs: -1 }, RangeError, 'timeoutMs must be a positive number of milliseconds, at most 2147483647, got -1'],
+    ['timeoutMs', { servers, timeoutMs: Infinity }, RangeError, 'timeoutMs must be a positive number of milliseconds, at most 2147483647, got Infinity'],
+    ['timeoutMs', { servers, timeoutMs: '250' }, RangeError, 'timeoutMs must be a positive number of milliseconds, at most 2147483647, got "250"'],
     ['failureThreshold', { servers, failureThreshold: 0 }, RangeError, 'failureThreshold must be a positive integer, got 0'],
-    ['retryAfterMs', { servers, retryAfterMs: NaN }, RangeError, 'retryAfterMs must be a positive finite number of milliseconds, got NaN'],
-    ['fallbackTtlSeconds', { servers, fallbackTtlSeconds: 0 }, RangeError, 'fallbackTtlSeconds must be an integer number of seconds from 1 to 2592000, got 0'],
-    ['maxValueBytes', { servers, maxValueBytes: 1.5 }, RangeError, 'maxValueBytes must be an integer number of bytes from 1 to 1 GiB, got 1.5'],
+    ['retryAfterMs', { servers, retryAfterMs: NaN }, RangeError, 'retryAfterMs must be a positive number of milliseconds, at most 2147483647, got NaN'],
+    ['fallbackTtlSeconds', { servers, fallbackTtlSeconds: 0 }, RangeError, 'fallbackTtlSeconds must be a whole number of seconds from 1 to 2592000, got 0'],
+    ['maxValueBytes', { servers, maxValueBytes: 1.5 }, RangeError, 'maxValueBytes must be an integer from 1 to 1073741824, got 1.5'],
     ['onEvent', { servers, onEvent: 'log' }, TypeError, 'onEvent must be a function, got "log"'],
-    ['an unknown option', { servers, timeout: 100 }, TypeError, 'MemcachedStore got unknown option "timeout"'],
+    ['an unknown option', { servers, timeout: 100 }, TypeError, 'unknown option "timeout" for MemcachedStore'],
     ['servers', { servers: '127.0.0.1:11211' }, TypeError, 'servers must be an array of "host:port" strings, got "127.0.0.1:11211"'],
     ['servers', { servers: [] }, RangeError, 'servers must list at least one "host:port", got []'],
     ['servers', { servers: ['127.0.0.1:11211', 'localhost'] }, TypeError, 'servers[1] must be "host:port", got "localhost"'],

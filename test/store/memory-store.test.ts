@@ -112,7 +112,7 @@ describe('MemoryStore bounds', () => {
 describe('MemoryStore options', () => {
   const cases: Array<[string, unknown, ErrorConstructor, string]> = [
     ['maxEntries', { maxEntries: 0 }, RangeError, 'maxEntries must be an integer of at least 1, got 0'],
-    ['maxEntries', { maxEntries: '10' }, TypeError, 'maxEntries must be an integer of at least 1, got "10"'],
+    ['maxEntries', { maxEntries: '10' }, RangeError, 'maxEntries must be an integer of at least 1, got "10"'],
     ['maxBytes', { maxBytes: 100 }, RangeError, 'maxBytes must be an integer of at least 1024, got 100'],
     ['maxValueBytes', { maxValueBytes: 1.5 }, RangeError, 'maxValueBytes must be an integer of at least 1, got 1.5'],
     [
@@ -121,7 +121,7 @@ describe('MemoryStore options', () => {
       RangeError,
       'maxValueBytes must leave room for the key and entry overhead within maxBytes (at most 1734), got 2048',
     ],
-    ['an unknown option', { maxSize: 10 }, TypeError, 'MemoryStore got unknown option "maxSize"'],
+    ['an unknown option', { maxSize: 10 }, TypeError, 'unknown option "maxSize" for MemoryStore'],
     ['the options object', 'big', TypeError, 'MemoryStore options must be an object, got "big"'],
   ]
   it.each(cases)('name %s and quote the bad value', (_, options, Kind, message) => {

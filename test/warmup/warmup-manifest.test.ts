@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import type { HotQuery } from '../../src/statistics/query-statistics.js'
+import type { HotQuery } from '../../src/statistics/query-shape.js'
 import { ManifestError, createManifest, orderForWarmup, parseManifest, serializeManifest } from '../../src/warmup/manifest.js'
 import type { WarmupManifest } from '../../src/warmup/manifest.js'
 

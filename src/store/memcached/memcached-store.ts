@@ -1,9 +1,8 @@
 import type { Response as MemjsResponse } from 'memjs'
-import { describe as describeValue, MAX_TIMER_MS, THIRTY_DAYS_SECONDS } from '../../util/validate.js'
+import { delayMs, describe as describeValue, integerFrom, positiveInteger, rejectUnknown, requireOptionsObject, wholeSeconds } from '../../util/validate.js'
 import type { NodeAwareStore, NodeState } from '../node-aware-store.js'
 import type { Store } from '../store.js'
 import { assertCounterArguments, assertStoreKey, assertStoreValue, assertTtlSeconds, StoreUnavailableError } from '../store.js'
-import { numberOption, storeOptions } from '../store-options.js'
 import { ValueTooLargeError } from '../value-too-large-error.js'
 import { asError, Connection, NodeFailure } from './connection.js'
 import { EMPTY, exptime, garbledReason, incrementExtras, OPCODE, STATUS, statusText, storageExtras, type Operation } from './protocol.js'
@@ -85,6 +84,12 @@ const KNOWN_OPTIONS = [
  *
  * TTLs are whole seconds relative to now (longer than 30 days is fine: the store
  * converts to memcached's absolute form); `0` means no expiry.
+ *
+ * ```ts
+ * const store = new MemcachedStore({ servers: ['10.0.0.1:11211', '10.0.0.2:11211'], timeoutMs: 100 })
+ * await store.set('greeting', Buffer.from('hello'), 60)
+ * const cache = createQueryCache({ store }) // or createQueryCache({ servers }) to let it build one
+ * ```
  */
 export class MemcachedStore implements NodeAwareStore {
   /** Largest value, in bytes, this store sends. */
@@ -103,43 +108,15 @@ export class MemcachedStore implements NodeAwareStore {
    *   of range; the message names the option and quotes the value.
    */
   constructor(options: MemcachedStoreOptions) {
-    storeOptions(options, 'MemcachedStore', KNOWN_OPTIONS)
+    rejectUnknown(requireOptionsObject(options, 'MemcachedStore'), KNOWN_OPTIONS, 'MemcachedStore')
     const addresses = parseServerList(options.servers, 'servers')
-    this.#timeoutMs = numberOption(
-      'timeoutMs',
-      options.timeoutMs,
-      250,
-      'a positive finite number of milliseconds',
-      (value) => value > 0 && value <= MAX_TIMER_MS,
-    )
-    this.#failureThreshold = numberOption(
-      'failureThreshold',
-      options.failureThreshold,
-      3,
-      'a positive integer',
-      (value) => Number.isSafeInteger(value) && value >= 1,
-    )
-    this.#retryAfterMs = numberOption(
-      'retryAfterMs',
-      options.retryAfterMs,
-      5000,
-      'a positive finite number of milliseconds',
-      (value) => value > 0 && value <= MAX_TIMER_MS,
-    )
-    this.#fallbackTtlSeconds = numberOption(
-      'fallbackTtlSeconds',
-      options.fallbackTtlSeconds,
-      10,
-      `an integer number of seconds from 1 to ${THIRTY_DAYS_SECONDS}`,
-      (value) => Number.isSafeInteger(value) && value >= 1 && value <= THIRTY_DAYS_SECONDS,
-    )
-    this.maxValueBytes = numberOption(
-      'maxValueBytes',
-      options.maxValueBytes,
-      1024 * 1024 - 1024,
-      'an integer number of bytes from 1 to 1 GiB',
-      (value) => Number.isSafeInteger(value) && value >= 1 && value <= 1024 ** 3,
-    )
+    this.#timeoutMs = options.timeoutMs === undefined ? 250 : delayMs(options.timeoutMs, 'timeoutMs')
+    this.#failureThreshold = options.failureThreshold === undefined ? 3 : positiveInteger(options.failureThreshold, 'failureThreshold')
+    this.#retryAfterMs = options.retryAfterMs === undefined ? 5000 : delayMs(options.retryAfterMs, 'retryAfterMs')
+    this.#fallbackTtlSeconds =
+      options.fallbackTtlSeconds === undefined ? 10 : wholeSeconds(options.fallbackTtlSeconds, 'fallbackTtlSeconds')
+    this.maxValueBytes =
+      options.maxValueBytes === undefined ? 1024 * 1024 - 1024 : integerFrom(options.maxValueBytes, 'maxValueBytes', 1, 1024 ** 3)
     if (options.onEvent !== undefined && typeof options.onEvent !== 'function') {
       throw new TypeError(`onEvent must be a function, got ${describeValue(options.onEvent)}`)
     }

@@ -1,7 +1,7 @@
 import { connect } from 'node:net'
 import { parseServerAddress } from './server-address.js'
 import type { ServerAddress } from './server-address.js'
-import { positiveNumber } from '../../util/validate.js'
+import { delayMs, describe } from '../../util/validate.js'
 
 /** What {@link probeNode} resolves. */
 export type ProbeResult =
@@ -55,13 +55,13 @@ const MAX_REPLY_BYTES = 1024 * 1024
  */
 export async function probeNode(address: ServerAddress | string, timeoutMs: number): Promise<ProbeResult> {
   const node = toAddress(address)
-  checkTimeout(timeoutMs)
+  delayMs(timeoutMs, 'timeoutMs')
   const started = performance.now()
   try {
     const reply = await textCommand(node, 'version\r\n', (text) => text.includes('\r\n'), timeoutMs)
     const match = /^VERSION (\S+)\r\n$/.exec(reply)
     if (match === null) {
-      return { ok: false, reason: 'error', message: `unexpected reply to version: ${quote(reply)}` }
+      return { ok: false, reason: 'error', message: `unexpected reply to version: ${describe(reply)}` }
     }
     return { ok: true, latencyMs: performance.now() - started, version: match[1] ?? '' }
   } catch (error) {
@@ -82,7 +82,7 @@ export async function probeNode(address: ServerAddress | string, timeoutMs: numb
  */
 export async function flushNode(address: ServerAddress | string, timeoutMs: number): Promise<void> {
   const node = toAddress(address)
-  checkTimeout(timeoutMs)
+  delayMs(timeoutMs, 'timeoutMs')
   let reply: string
   try {
     reply = await textCommand(node, 'flush_all\r\n', (text) => text.includes('\r\n'), timeoutMs)
@@ -91,7 +91,7 @@ export async function flushNode(address: ServerAddress | string, timeoutMs: numb
     throw new NodeCommandError(failure.reason, node.id, `flush_all on ${node.id} failed: ${failure.message}`, { cause: failure })
   }
   if (reply !== 'OK\r\n') {
-    throw new NodeCommandError('error', node.id, `flush_all on ${node.id} answered ${quote(reply)} instead of OK`)
+    throw new NodeCommandError('error', node.id, `flush_all on ${node.id} answered ${describe(reply)} instead of OK`)
   }
 }
 
@@ -107,7 +107,7 @@ export async function flushNode(address: ServerAddress | string, timeoutMs: numb
  */
 export async function readNodeStats(address: ServerAddress | string, timeoutMs: number): Promise<Record<string, string>> {
   const node = toAddress(address)
-  checkTimeout(timeoutMs)
+  delayMs(timeoutMs, 'timeoutMs')
   let reply: string
   try {
     reply = await textCommand(
@@ -125,7 +125,7 @@ export async function readNodeStats(address: ServerAddress | string, timeoutMs: 
     if (line === '' || line === 'END') continue
     const match = /^STAT (\S+) (.*)$/.exec(line)
     if (match === null) {
-      throw new NodeCommandError('error', node.id, `stats on ${node.id} answered ${quote(line)}`)
+      throw new NodeCommandError('error', node.id, `stats on ${node.id} answered ${describe(line)}`)
     }
     stats[match[1] ?? ''] = match[2] ?? ''
   }
@@ -177,7 +177,7 @@ function textCommand(
       finish(new NodeCommandError(reason, node.id, error.message, { cause: error }))
     })
     socket.once('close', () => {
-      finish(new NodeCommandError('error', node.id, `${node.id} closed the connection before a complete reply${reply === '' ? '' : ` (got ${quote(reply)})`}`))
+      finish(new NodeCommandError('error', node.id, `${node.id} closed the connection before a complete reply${reply === '' ? '' : ` (got ${describe(reply)})`}`))
     })
   })
 }
@@ -190,20 +190,9 @@ function toAddress(address: ServerAddress | string): ServerAddress {
   return parseServerAddress(address, 'address')
 }
 
-function checkTimeout(timeoutMs: number): void {
-  positiveNumber(timeoutMs, 'timeoutMs', 'milliseconds')
-  if (timeoutMs > 2 ** 31 - 1) {
-    throw new RangeError(`timeoutMs must be at most ${2 ** 31 - 1} milliseconds, got ${timeoutMs}`)
-  }
-}
 
 function asCommandError(node: ServerAddress, error: unknown): NodeCommandError {
   if (error instanceof NodeCommandError) return error
   const message = error instanceof Error ? error.message : String(error)
   return new NodeCommandError('error', node.id, message, { cause: error })
-}
-
-function quote(text: string): string {
-  const shown = JSON.stringify(text)
-  return shown.length > 80 ? `${shown.slice(0, 77)}...` : shown
 }

@@ -1,0 +1,60 @@
+import type { QueryCacheOptions } from './query-cache-options.js'
+import { MemcachedStore, type StoreEvent } from '../store/memcached/memcached-store.js'
+import { MemoryStore } from '../store/memory-store.js'
+import type { Store } from '../store/store.js'
+import { delayMs, integerFrom, positiveInteger, rejectUnknown, requireOptionsObject, wholeSeconds } from '../util/validate.js'
+
+const MEMCACHED_ONLY = ['failureThreshold', 'retryAfterMs', 'fallbackTtl'] as const
+
+const MEMORY_OPTIONS = ['maxEntries', 'maxBytes']
+
+/**
+ * The store `createQueryCache` options describe: the caller's own `store`, the
+ * memcached nodes of `servers`, or else an embedded LRU. Options that do not
+ * apply to the chosen store are errors, not silently ignored.
+ */
+export function createStore(options: QueryCacheOptions, timeoutMs: number, onEvent: (event: StoreEvent) => void): Store {
+  const { servers, store, memory } = options
+  if (store !== undefined) {
+    if (servers !== undefined) {
+      throw new TypeError('give either servers or store, not both')
+    }
+    for (const name of [...MEMCACHED_ONLY, 'maxValueBytes', 'memory'] as const) {
+      if (options[name] !== undefined) {
+        throw new TypeError(`${name} does not apply with a custom store: configure the store itself`)
+      }
+    }
+    return store
+  }
+  const maxValueBytes =
+    options.maxValueBytes === undefined ? undefined : positiveInteger(options.maxValueBytes, 'maxValueBytes')
+  if (servers === undefined) {
+    for (const name of MEMCACHED_ONLY) {
+      if (options[name] !== undefined) {
+        throw new TypeError(`${name} applies to memcached servers only, and no servers were given`)
+      }
+    }
+    if (memory !== undefined) rejectUnknown(requireOptionsObject(memory, 'memory'), MEMORY_OPTIONS, 'memory')
+    const maxBytes = memory?.maxBytes === undefined ? undefined : integerFrom(memory.maxBytes, 'memory.maxBytes', 1024)
+    return new MemoryStore({
+      maxEntries: memory?.maxEntries === undefined ? undefined : positiveInteger(memory.maxEntries, 'memory.maxEntries'),
+      maxBytes,
+      maxValueBytes,
+    })
+  }
+  if (memory !== undefined) {
+    throw new TypeError('memory applies to the embedded store only, and servers were given')
+  }
+  const { failureThreshold, retryAfterMs, fallbackTtl } = options
+  return new MemcachedStore({
+    servers: servers as string[],
+    timeoutMs,
+    failureThreshold: failureThreshold === undefined ? undefined : positiveInteger(failureThreshold, 'failureThreshold'),
+    retryAfterMs: retryAfterMs === undefined ? undefined : delayMs(retryAfterMs, 'retryAfterMs'),
+    // Checked here under the caller's name: the store knows it as fallbackTtlSeconds.
+    fallbackTtlSeconds: fallbackTtl === undefined ? undefined : wholeSeconds(fallbackTtl, 'fallbackTtl'),
+    maxValueBytes,
+    onEvent,
+  })
+}
+

@@ -1,0 +1,87 @@
+import type { CacheType } from './codec.js'
+import type { SafeModeOptions } from './safe-lock.js'
+import type { StoreEvent } from '../store/memcached/memcached-store.js'
+import type { ModeChange } from '../tier/mode-view.js'
+import type { Store } from '../store/store.js'
+import type { MetricsRegistry } from '../observability/metrics.js'
+
+/** What {@link createQueryCache} takes; every option has a default. */
+export interface QueryCacheOptions {
+  /**
+   * memcached nodes as `host:port`, placed on a consistent-hash (ketama) ring.
+   * Omit for the embedded in-process store (one process only).
+   */
+  readonly servers?: readonly string[] | undefined
+  /** Any other {@link Store}; excludes `servers`. */
+  readonly store?: Store | undefined
+  /** Prefix of every key, so several applications can share memcached. Default `"kysely"`. */
+  readonly namespace?: string | undefined
+  /** Seconds a result is served when `.cached()` names no `ttl`. Default 60. */
+  readonly defaultTtl?: number | undefined
+  /**
+   * Longest a query waits for the cache, all its cache steps together, before
+   * going on without it (a hung node costs a query at most this). Default 250 ms.
+   */
+  readonly timeoutMs?: number | undefined
+  /** Consecutive failures after which a node leaves this process's ring. Default 3. */
+  readonly failureThreshold?: number | undefined
+  /** How long a node stays out of the ring before it is probed again. Default 5000 ms. */
+  readonly retryAfterMs?: number | undefined
+  /** TTL cap, seconds, for anything stored on a stand-in node while a node is out. Default 10. */
+  readonly fallbackTtl?: number | undefined
+  /**
+   * Largest value stored, bytes; larger results are not cached. Default: 1 MiB less
+   * 1 KiB with memcached (its item limit less item headers), 1 MiB embedded.
+   */
+  readonly maxValueBytes?: number | undefined
+  /** Nodes holding a copy of each generation, so losing one node does not invalidate every result. Default 3. */
+  readonly generationReplicas?: number | undefined
+  /**
+   * Nodes holding a copy of a hot result (one the statistics saw requested
+   * more than once lately): when a node dies, its hot keys are still hits on the next node. Default 2; 1 turns it off.
+   */
+  readonly hotReplicas?: number | undefined
+  /** Bounds of the embedded store. */
+  readonly memory?: { readonly maxEntries?: number; readonly maxBytes?: number } | undefined
+  /** Schema of unqualified table names, so `person` and `public.person` are one table. Default `"public"`. */
+  readonly defaultSchema?: string | undefined
+  /** Called with each cache failure (the query itself went on without the cache). */
+  readonly onError?: ((error: unknown) => void) | undefined
+  /**
+   * The farm-wide `safe-` lock used on misses while the tier is degraded (see
+   * docs/safe-mode.md); `false` turns it off. Default: the web-latency settings
+   * of {@link SafeModeOptions}; `ORIGINAL_SAFE_MODE` is the 5 s × 6 scheme.
+   */
+  readonly safeMode?: SafeModeOptions | false | undefined
+  /** How often this process reads the monitor's shared flag and reports its hit/miss counts. Default 1000 ms. */
+  readonly modeRefreshMs?: number | undefined
+  /**
+   * With no monitor running: how long this process stays degraded after a node it
+   * had taken out rejoined (flushed, so empty). Default 30 000 ms, the monitor's default.
+   */
+  readonly settleMs?: number | undefined
+  /** Mode changes and memcached node events, as they happen. Must not throw. */
+  readonly onEvent?: ((event: CacheEvent) => void) | undefined
+  /**
+   * Per-query-shape statistics for warm-up (see docs/warmup.md); `false` turns
+   * them off. With memcached, each process merges them into a farm-wide document
+   * every `shareEveryMs` (`false`: this process only).
+   */
+  readonly statistics?:
+    | false
+    | { readonly capacity?: number; readonly halfLifeMs?: number; readonly shareEveryMs?: number | false; readonly farmCapacity?: number }
+    | undefined
+  /** A prom-client registry to publish metrics on (names in docs/operations.md). */
+  readonly metrics?: { readonly registry: MetricsRegistry } | undefined
+  /**
+   * The application's own classes in rows (what custom pg type parsers return), as
+   * superjson custom transformers: `{ name, isApplicable, serialize, deserialize }`.
+   * Results holding any other class are not cached. The sorted names version the
+   * entries: caches with different lists never read each other's.
+   */
+  readonly types?: readonly CacheType[] | undefined
+}
+
+/** What `onEvent` receives. */
+
+export type CacheEvent = ({ readonly type: 'mode' } & ModeChange) | StoreEvent
