@@ -2,6 +2,8 @@
 export interface CacheStats {
   /** `.cached()` queries served from the cache. */
   readonly hits: number
+  /** Of `hits`, those served from this process's near cache (only the generations read remotely). */
+  readonly nearHits: number
   /** `.cached()` queries that went to the database (including those that joined another's query). */
   readonly misses: number
   /** Results written to the cache. */
@@ -53,6 +55,7 @@ type Counts = { -readonly [K in keyof CacheStats]: CacheStats[K] }
 export class CacheCounters {
   readonly #counts: Counts = {
     hits: 0,
+    nearHits: 0,
     misses: 0,
     stores: 0,
     invalidations: 0,
@@ -83,6 +86,11 @@ export class CacheCounters {
 
   hit(): void {
     this.#counts.hits++
+  }
+
+  /** A hit served from the near cache; counted in `hits` too. */
+  nearHit(): void {
+    this.#counts.nearHits++
   }
 
   miss(): void {

@@ -15,6 +15,7 @@ import { FarmStatistics } from '../statistics/farm-statistics.js'
 import { createStore } from './open-store.js'
 import type { QueryCacheOptions } from './query-cache-options.js'
 import { resolveStatistics } from './statistics-options.js'
+import { resolveNearCache } from './near-cache-options.js'
 import { channels } from '../observability/channels.js'
 import { registerMetrics } from '../observability/metrics.js'
 import type { HotQuery } from '../statistics/query-shape.js'
@@ -82,7 +83,7 @@ export interface QueryCache {
 const KNOWN_OPTIONS = [
   'servers', 'store', 'namespace', 'defaultTtl', 'timeoutMs', 'failureThreshold', 'retryAfterMs',
   'fallbackTtl', 'maxValueBytes', 'generationReplicas', 'hotReplicas', 'memory', 'defaultSchema', 'onError',
-  'safeMode', 'modeRefreshMs', 'settleMs', 'onEvent', 'statistics', 'metrics', 'types',
+  'safeMode', 'modeRefreshMs', 'settleMs', 'onEvent', 'statistics', 'metrics', 'types', 'nearCache',
 ]
 
 /**
@@ -131,6 +132,10 @@ export function createQueryCache(options: QueryCacheOptions = {}): QueryCache {
     throw new TypeError(`metrics.registry must be a prom-client Registry, got ${describe(registry)}`)
   }
 
+  // The embedded store (no servers, no store given) is this process's own.
+  const processLocal = options.store === undefined ? options.servers === undefined : options.store.processLocal === true
+  const nearCache = resolveNearCache(options.nearCache, processLocal)
+
   let modeView: ModeView | undefined
   const store = createStore(options, timeoutMs, (event) => {
     if (channels.node.hasSubscribers) channels.node.publish({ namespace, ...event })
@@ -138,6 +143,8 @@ export function createQueryCache(options: QueryCacheOptions = {}): QueryCache {
     // After the node event, so listeners see the cause before the mode change it brings.
     if (event.type !== 'error') modeView?.noteLocalChange()
   })
+  // Processes that share a store must agree on its mode; a process-local store has no farm.
+  const shared = !processLocal
   const engine = new CacheEngine({
     store,
     namespace,
@@ -150,10 +157,9 @@ export function createQueryCache(options: QueryCacheOptions = {}): QueryCache {
     statistics,
     hotReplicas,
     codec,
+    nearCache,
     onError,
   })
-  // Processes that share a store must agree on its mode; a process-local store has no farm.
-  const shared = store.processLocal !== true
   if (shared) {
     modeView = new ModeView({
       store,

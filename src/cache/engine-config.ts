@@ -2,6 +2,7 @@ import type { QueryStatistics } from '../statistics/query-statistics.js'
 import type { Store } from '../store/store.js'
 import type { CacheMode } from '../tier/tier-state.js'
 import type { Codec } from './codec.js'
+import type { NearCacheConfig } from './near-cache.js'
 import type { SafeLockConfig } from './safe-lock.js'
 
 /** What `createQueryCache` resolved for the engine; trusted as typed. */
@@ -23,5 +24,7 @@ export interface CacheEngineConfig {
   readonly hotReplicas: number
   /** Rows and entries as stored; per cache, with the cache's registered types. */
   readonly codec: Codec
+  /** This process's copies of recent results, or `false` when turned off. */
+  readonly nearCache: NearCacheConfig | false
   readonly onError: (error: unknown) => void
 }

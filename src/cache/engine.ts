@@ -4,6 +4,7 @@ import { CacheCounters } from './counters.js'
 import type { CacheEngineConfig } from './engine-config.js'
 import { Generations } from './generations.js'
 import type { AbortableOperationOptions, QueryRunner, WriteSet } from './query-runner.js'
+import { NearCache } from './near-cache.js'
 import { ReadPath } from './read-path.js'
 import { WritePath, type InvalidationTarget } from './write-path.js'
 
@@ -31,8 +32,11 @@ export class CacheEngine {
     this.#onError = config.onError
     const generations = new Generations(config.store, config.namespace, config.generationReplicas)
     const failed = (error: unknown): void => this.#failed(error)
-    this.#writes = new WritePath({ defaultSchema: config.defaultSchema, generations, counters: this.counters, failed })
-    this.#reads = new ReadPath({ engine: config, generations, counters: this.counters, writeEpoch: () => this.#writes.epoch, failed })
+    const near = config.nearCache === false ? undefined : new NearCache(config.nearCache)
+    this.#writes = new WritePath({ defaultSchema: config.defaultSchema, generations, counters: this.counters, failed, near })
+    this.#reads = new ReadPath({
+      engine: config, generations, counters: this.counters, writeEpoch: () => this.#writes.epoch, failed, near,
+    })
   }
 
   /** Runs one statement of a wrapped connection, through the cache when it is a `.cached()` read. */

@@ -80,8 +80,27 @@ export interface QueryCacheOptions {
    * entries: caches with different lists never read each other's.
    */
   readonly types?: readonly CacheType[] | undefined
+  /**
+   * This process's copies of the results it served (L1), checked against the
+   * generations on every hit like a remote entry: a hit then reads only the small
+   * generation keys. `trustMs` serves a copy without that check for up to that
+   * long after its last check: other processes' writes may then go unseen that
+   * long (this process's own never do). `false` turns it off. Default
+   * `{ maxBytes: 32 MiB, maxEntries: 10 000, trustMs: 0 }` with memcached or a
+   * custom store; off with the embedded store, which is in-process already.
+   */
+  readonly nearCache?: NearCacheOptions | false | undefined
+}
+
+/** See {@link QueryCacheOptions.nearCache}. */
+export interface NearCacheOptions {
+  /** Upper bound of the copies' estimated size in bytes. Default 32 MiB. */
+  readonly maxBytes?: number
+  /** Upper bound of the number of copies. Default 10 000. */
+  readonly maxEntries?: number
+  /** Milliseconds a copy is served without reading its generations. Default 0: always checked. */
+  readonly trustMs?: number
 }
 
 /** What `onEvent` receives. */
-
 export type CacheEvent = ({ readonly type: 'mode' } & ModeChange) | StoreEvent

@@ -13,6 +13,7 @@ import type { CacheEngineConfig } from './engine-config.js'
 import type { AbortableOperationOptions, QueryRunner } from './query-runner.js'
 import type { Generations } from './generations.js'
 import { lookup, ABSENT, type Lookup } from './lookup.js'
+import type { NearCache, NearEntry } from './near-cache.js'
 import type { QuorumRead } from './quorum.js'
 import { computeUnderLock, type SafeLockConfig } from './safe-lock.js'
 import { SingleFlight } from './single-flight.js'
@@ -26,6 +27,8 @@ export interface ReadPathConfig {
   readonly writeEpoch: () => number
   /** Counts and reports a cache failure. */
   readonly failed: (error: unknown) => void
+  /** This process's copies of recent results, or `undefined` when turned off. */
+  readonly near: NearCache | undefined
 }
 
 /** One `.cached()` query on its way through the cache. */
@@ -37,10 +40,14 @@ interface Request {
   readonly options: AbortableOperationOptions
   readonly key: string
   readonly ttl: number
+  /** This process's write count when the read began: rows read before a later write of its own are not kept near. */
+  readonly epoch: number
 }
 
 /** The lookup's one round trip: the entry and every generation it depends on. */
 interface Probe {
+  /** The near copy whose generations a majority still holds: served without the entry. */
+  readonly near: NearEntry | undefined
   readonly entry: Lookup<Buffer>
   readonly generationKeys: readonly string[]
   readonly generations: readonly QuorumRead[]
@@ -90,6 +97,7 @@ export class ReadPath {
   readonly #failed: (error: unknown) => void
   readonly #flights: SingleFlight<Flight>
   readonly #analysisBySql = new Map<string, StatementInfo>()
+  readonly #near: NearCache | undefined
 
   constructor(config: ReadPathConfig) {
     this.#config = config.engine
@@ -98,6 +106,7 @@ export class ReadPath {
     this.#writeEpoch = config.writeEpoch
     this.#failed = config.failed
     this.#flights = new SingleFlight(config.engine.timeoutMs)
+    this.#near = config.near
   }
 
   /**
@@ -133,9 +142,16 @@ export class ReadPath {
       this.#config.onError(error)
       return runner.run(compiled, options)
     }
-    const request: Request = { runner, compiled, mark, info, options, key, ttl: mark.ttl ?? this.#config.defaultTtl }
+    const request: Request = {
+      runner, compiled, mark, info, options, key, ttl: mark.ttl ?? this.#config.defaultTtl, epoch: this.#writeEpoch(),
+    }
+    const trusted = this.#trusted(key)
+    if (trusted !== undefined) {
+      this.#record(request, 'hit', undefined)
+      return trusted
+    }
     const probe = await this.#probe(request)
-    const hit = this.#hit(probe)
+    const hit = this.#hit(request, probe)
     if (hit !== undefined) {
       this.#record(request, 'hit', undefined)
       return hit.result
@@ -179,25 +195,82 @@ export class ReadPath {
   }
 
   /**
-   * One round trip: the value and every generation it depends on, in parallel. Each
-   * store call is bounded by the store's own timeout, so the hit path sets no timer.
+   * One round trip: the value and every generation it depends on, in parallel;
+   * only the generations when a near copy may still be current (a second trip
+   * fetches the value if it is not). Each store call is bounded by the store's
+   * own timeout, so the hit path sets no timer.
    */
   async #probe(request: Request): Promise<Probe> {
     const lookupStarted = performance.now()
     const readAt = this.#flights.ticket()
     const generationKeys = this.#generations.keysFor(request.info.reads, request.mark.tags)
-    const [entry, ...generations] = await Promise.all([
-      lookup(this.#config.store, request.key, this.#failed),
-      ...generationKeys.map((k) => this.#generations.read(k)),
-    ])
+    const nearCopy = this.#near?.get(request.key)
+    let entry: Lookup<Buffer> | undefined
+    let generations: QuorumRead[]
+    if (nearCopy === undefined) {
+      ;[entry, ...generations] = await Promise.all([
+        lookup(this.#config.store, request.key, this.#failed),
+        ...generationKeys.map((k) => this.#generations.read(k)),
+      ])
+    } else {
+      generations = await Promise.all(generationKeys.map((k) => this.#generations.read(k)))
+    }
+    const agreed = agreedTokens(generations)
+    let near: NearEntry | undefined
+    if (entry === undefined) {
+      if (agreed.kind === 'proven' && sameTokens(nearCopy!.generations, agreed.tokens)) {
+        near = nearCopy
+        near!.validatedAt = performance.now()
+        entry = ABSENT
+      } else if (agreed.kind === 'proven') {
+        // Replaced since: the copy can never be served again; another process may have stored a current entry.
+        this.#near!.delete(request.key)
+        entry = await lookup(this.#config.store, request.key, this.#failed)
+      } else {
+        // Unprovable now (homes unreachable), not disproved: the copy stays for when they answer.
+        entry = ABSENT
+      }
+    }
     const budget = new Budget(this.#config.timeoutMs - (performance.now() - lookupStarted))
-    return { entry, generationKeys, generations, readAt, budget, agreed: agreedTokens(generations) }
+    return { near, entry, generationKeys, generations, readAt, budget, agreed }
+  }
+
+  /** A near copy served without reading its generations, within the trust window the user allowed. */
+  #trusted(key: string): QueryResult<unknown> | undefined {
+    const near = this.#near
+    if (near === undefined || near.trustMs === 0) return undefined
+    const copy = near.get(key)
+    if (copy === undefined || performance.now() - copy.validatedAt > near.trustMs) return undefined
+    const flight = this.#fromNear(key, copy)
+    return flight?.result
+  }
+
+  /** Rows of a near copy, decoded for this caller; a copy that does not decode is dropped. */
+  #fromNear(key: string, copy: NearEntry): Flight | undefined {
+    try {
+      const rows = this.#config.codec.decodeRows(copy.rows)
+      this.#counters.nearHit()
+      return { result: { rows }, rowsText: copy.rows, hit: true, shareable: true, databaseMs: undefined }
+    } catch (error) {
+      this.#near?.delete(key)
+      this.#failed(error)
+      return undefined
+    }
+  }
+
+  /** Keeps rows near, unless this process wrote since the read began (they may predate its own write). */
+  #keepNear(request: Request, generationKeys: readonly string[], tokens: readonly string[], rowsText: string): void {
+    if (this.#near === undefined || this.#writeEpoch() !== request.epoch) return
+    this.#near.set(request.key, { rows: rowsText, generations: tokens, generationKeys, validatedAt: performance.now() })
   }
 
   /** The entry found, if it was computed under the generations a majority holds now. */
-  #hit(probe: Probe): Flight | undefined {
+  #hit(request: Request, probe: Probe): Flight | undefined {
+    if (probe.near !== undefined) return this.#fromNear(request.key, probe.near)
     if (probe.entry.kind !== 'found' || probe.agreed.kind !== 'proven') return undefined
-    return this.#servable(probe.entry.value, probe.agreed.tokens)
+    const hit = this.#servable(probe.entry.value, probe.agreed.tokens)
+    if (hit?.rowsText !== undefined) this.#keepNear(request, probe.generationKeys, probe.agreed.tokens, hit.rowsText)
+    return hit
   }
 
   /**
@@ -246,9 +319,17 @@ export class ReadPath {
       // Another process's result may have been computed before a late joiner's read:
       // from here on, only callers that read these very generations may join.
       started(versionOf(current))
-      return this.#computeUnderLock(request.key, current.tokens, safeMode, compute)
+      return this.#keptNear(request, probe, current, await this.#computeUnderLock(request.key, current.tokens, safeMode, compute))
     }
-    return (await compute()).value
+    return this.#keptNear(request, probe, current, (await compute()).value)
+  }
+
+  /** `flight`, its rows kept near when they are the scope's and computed (or found) under `current`. */
+  #keptNear(request: Request, probe: Probe, current: Tokens, flight: Flight): Flight {
+    if (current.kind === 'proven' && flight.shareable && flight.rowsText !== undefined) {
+      this.#keepNear(request, probe.generationKeys, current.tokens, flight.rowsText)
+    }
+    return flight
   }
 
   /** Runs the query and stores its rows under `current`, when they are known, encodable and the key scope's. */
@@ -412,6 +493,13 @@ function agreedTokens(read: readonly QuorumRead[]): Tokens {
     tokens.push(generation.value)
   }
   return { kind: 'proven', tokens }
+}
+
+/** Whether a near copy was computed under exactly the tokens a majority holds now. */
+function sameTokens(kept: readonly string[], now: readonly string[]): boolean {
+  if (kept.length !== now.length) return false
+  for (let i = 0; i < kept.length; i++) if (kept[i] !== now[i]) return false
+  return true
 }
 
 /** The version a flight is shared by: only proven tokens make one. */

@@ -6,6 +6,7 @@ import type { CacheCounters } from './counters.js'
 import type { QueryRunner, WriteSet } from './query-runner.js'
 import type { Generations } from './generations.js'
 import { InvalidationFailedError } from './invalidation-failed-error.js'
+import type { NearCache } from './near-cache.js'
 
 /** What the write path needs from the engine. */
 export interface WritePathConfig {
@@ -14,6 +15,8 @@ export interface WritePathConfig {
   readonly counters: CacheCounters
   /** Counts and reports a cache failure. */
   readonly failed: (error: unknown) => void
+  /** This process's copies of recent results, dropped here when it writes what they read. */
+  readonly near: NearCache | undefined
 }
 
 /** Tables, tags or the whole namespace to invalidate. */
@@ -90,6 +93,13 @@ export class WritePath {
   async invalidate(target: InvalidationTarget): Promise<boolean> {
     this.#epoch++
     const tables = target.tables?.map((table) => normalizeTableName(table, this.#config.defaultSchema))
+    // Whatever the tier records, this process never serves its own copy of what it just wrote.
+    const near = this.#config.near
+    if (target.namespace) {
+      near?.clear()
+    } else {
+      near?.dropReadersOf(this.#config.generations.keysFor(tables ?? [], target.tags ?? []).slice(1))
+    }
     try {
       await this.#config.generations.bump({ ...target, tables })
       this.#config.counters.invalidated()

@@ -24,6 +24,7 @@ export interface MetricsSource {
 /** Counter name suffix → the `stats()` field it reports. */
 const COUNTERS: ReadonlyArray<readonly [string, keyof CacheStats, string]> = [
   ['hits_total', 'hits', 'Number of .cached() queries served from the cache.'],
+  ['near_hits_total', 'nearHits', "Number of hits served from this process's near cache (generations read, value not fetched)."],
   ['misses_total', 'misses', 'Number of .cached() queries that went to the database.'],
   ['stores_total', 'stores', 'Number of results written to the cache.'],
   ['invalidations_total', 'invalidations', 'Number of invalidations recorded.'],

@@ -74,6 +74,8 @@ export async function createReplayClient(options: ReplayClientOptions): Promise<
     statistics: undefined,
     hotReplicas: 2,
     codec: new Codec(),
+    // Replay only stores; nothing is read twice.
+    nearCache: false,
     onError: () => {},
   })
   const pool = new pg.Pool({

@@ -1,7 +1,9 @@
 /**
- * `npm run check:history -- --duration 300 [--runs 3] [--json out.json]`: the
- * long form of the history check. Prints the report of each run; exits 1 on
- * any violation or failed query.
+ * `npm run check:history -- --duration 300 [--runs 3] [--json out.json] [--near on|off] [--near-trust-ms N]`:
+ * the long form of the history check. Prints the report of each run; exits 1 on
+ * any violation or failed query. The near cache is on (the default with
+ * memcached); `--near-trust-ms` relaxes it as documented, to show the checker
+ * catching the staleness that allows.
  */
 import { writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
@@ -13,8 +15,14 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '300' },
     runs: { type: 'string', default: '1' },
     json: { type: 'string' },
+    near: { type: 'string', default: 'on' },
+    'near-trust-ms': { type: 'string', default: '0' },
   },
 })
+const trustMs = Number(values['near-trust-ms'])
+if (values.near !== 'on' && values.near !== 'off') throw new RangeError(`--near must be on or off, got ${values.near}`)
+if (!Number.isFinite(trustMs) || trustMs < 0) throw new RangeError(`--near-trust-ms must be a number of milliseconds ≥ 0, got ${values['near-trust-ms']}`)
+const cacheOptions = { nearCache: values.near === 'off' ? false : { trustMs } }
 const seconds = Number(values.duration)
 const runs = Number(values.runs)
 if (!Number.isFinite(seconds) || seconds < 10) throw new RangeError(`--duration must be a number of seconds ≥ 10, got ${values.duration}`)
@@ -23,8 +31,8 @@ if (!Number.isSafeInteger(runs) || runs < 1) throw new RangeError(`--runs must b
 let bad = 0
 const reports = []
 for (let run = 1; run <= runs; run++) {
-  console.log(`history run ${run} of ${runs}: ${seconds} s`)
-  const { report } = await runHistory({ durationMs: seconds * 1000, log: (line) => console.log(`  ${line}`) })
+  console.log(`history run ${run} of ${runs}: ${seconds} s, near cache ${JSON.stringify(cacheOptions.nearCache)}`)
+  const { report } = await runHistory({ durationMs: seconds * 1000, cacheOptions, log: (line) => console.log(`  ${line}`) })
   console.log(formatReport(report))
   reports.push(report)
   if (report.violations.length > 0 || report.failedQueries > 0) bad++

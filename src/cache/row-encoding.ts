@@ -1,0 +1,271 @@
+import type { CacheType, Uncacheable } from './codec.js'
+import { CUSTOM, ILL_FORMED_STRING, NEGATIVE_ZERO, ODD_OBJECT, packRows, Special, unpackRows } from './row-msgpack.js'
+
+/**
+ * Names the row encoding: part of what versions cache entries (an entry written
+ * with another encoding must miss, not be misread).
+ */
+export const ROW_ENCODING_FORMAT = 'msgpack1'
+
+/** Deeper than this is refused as `encode` (and is what a circular reference becomes). */
+const MAX_DEPTH = 1000
+
+/** Prototypes of the values written as they are: msgpackr (and its extensions here) brings them back as themselves. */
+const AS_THEY_ARE = new Set<unknown>([
+  RegExp.prototype,
+  URL.prototype,
+  Buffer.prototype,
+  ...[
+    Int8Array,
+    Uint8Array,
+    Uint8ClampedArray,
+    Int16Array,
+    Uint16Array,
+    Int32Array,
+    Uint32Array,
+    Float32Array,
+    Float64Array,
+    BigInt64Array,
+    BigUint64Array,
+  ].map((type) => type.prototype),
+])
+
+const NEGATIVE_ZERO_VALUE = new Special([NEGATIVE_ZERO])
+
+/** Why a value is not written; only thrown and caught inside this module, so no stack is captured. */
+class Refusal {
+  constructor(
+    readonly value: unknown,
+    readonly reason: 'class' | 'encode',
+    readonly detail?: string,
+  ) {}
+}
+
+interface WellFormed {
+  isWellFormed(): boolean
+}
+
+/** Whether UTF-8 holds the string (no lone surrogate): `String.prototype.isWellFormed`, Node 20 on. */
+function isWellFormed(text: string): boolean {
+  return (text as unknown as WellFormed).isWellFormed()
+}
+
+function prepareString(text: string): unknown {
+  return isWellFormed(text) ? text : new Special([ILL_FORMED_STRING, JSON.stringify(text)])
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
+}
+
+/** The class a warning names: the prototype's own constructor (a data key "constructor" does not answer). */
+function classOf(value: unknown): string {
+  if (typeof value === 'function') return 'Function'
+  if (value === null || typeof value !== 'object') return typeof value
+  const prototype = Object.getPrototypeOf(value) as object | null
+  if (prototype === null) return 'Object'
+  const constructor: unknown = Object.getOwnPropertyDescriptor(prototype, 'constructor')?.value
+  const name = typeof constructor === 'function' ? constructor.name : ''
+  return name === '' ? 'anonymous class' : name
+}
+
+/**
+ * Result rows as MessagePack (msgpackr, records: see row-msgpack.ts), brought back
+ * as the driver returned them or refused.
+ *
+ * Faithful: null, undefined, booleans, numbers (-0, NaN, ±Infinity), strings (lone
+ * surrogates too), bigint of any size, valid Dates, Buffer, the typed arrays, Map,
+ * Set, RegExp, URL, arrays, plain objects (null-prototype ones, and any key:
+ * `__proto__` and `constructor` included), and the registered types. Anything else
+ * (other classes, invalid Dates, functions, symbols) is refused, naming its column.
+ *
+ * Encoding walks the rows once before msgpackr does: to refuse, to call the
+ * registered types, and to wrap the few values msgpackr alone would change (-0,
+ * ill-formed strings, null-prototype objects, odd keys) in a private extension.
+ * Rows without such values are handed to msgpackr as they are, not copied.
+ * Decoding is msgpackr's alone, with no code generated; it runs no code of the
+ * application but the registered `deserialize`.
+ */
+export class RowEncoding {
+  readonly #types: readonly CacheType[]
+  readonly #byName: ReadonlyMap<string, CacheType>
+
+  /** `types` must have been checked by validateTypes (codec.ts): names are unique. */
+  constructor(types: readonly CacheType[] = []) {
+    this.#types = [...types]
+    this.#byName = new Map(types.map((type) => [type.name, type]))
+  }
+
+  /** The rows' bytes (a view of a buffer later calls do not overwrite), or why they cannot be stored. */
+  encode(rows: readonly unknown[]): Buffer | Uncacheable {
+    let prepared: unknown[] | undefined
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i]
+      let value: unknown
+      try {
+        value = this.#prepare(row, 0, true)
+      } catch (error) {
+        return this.#refusal(row, error)
+      }
+      if (prepared !== undefined) prepared.push(value)
+      else if (value !== row) prepared = [...rows.slice(0, i), value]
+    }
+    try {
+      return packRows(prepared ?? rows)
+    } catch (error) {
+      return this.#packFailure(rows, error)
+    }
+  }
+
+  /** The rows of `bytes`; throws on bytes this encoding did not write (garbage, truncated, other types). */
+  decode(bytes: Uint8Array): unknown[] {
+    const rows = unpackRows(bytes, this.#byName)
+    if (!Array.isArray(rows)) throw new TypeError('cached entry does not hold a row array')
+    return rows
+  }
+
+  /** `value`, or what stands for it in the bytes; throws a Refusal. */
+  #prepare(value: unknown, depth: number, typed: boolean): unknown {
+    if (typed && this.#types.length !== 0) {
+      // As superjson did: a registered type is asked first, about every value.
+      for (const type of this.#types) {
+        if (type.isApplicable(value)) return this.#custom(type, value, depth)
+      }
+    }
+    switch (typeof value) {
+      case 'string':
+        return prepareString(value)
+      case 'number':
+        return value === 0 && 1 / value < 0 ? NEGATIVE_ZERO_VALUE : value
+      case 'object':
+        return value === null ? null : this.#prepareObject(value, depth, typed)
+      case 'function':
+      case 'symbol':
+        throw new Refusal(value, 'class')
+      default:
+        // boolean, undefined, bigint
+        return value
+    }
+  }
+
+  #custom(type: CacheType, value: unknown, depth: number): Special {
+    let payload: unknown
+    try {
+      payload = type.serialize(value)
+    } catch (error) {
+      throw new Refusal(value, 'encode', `${type.name}.serialize failed: ${messageOf(error)}`)
+    }
+    // The payload is JSON, not searched for registered types again.
+    return new Special([CUSTOM, type.name, this.#prepare(payload, depth + 1, false)])
+  }
+
+  #prepareObject(value: object, depth: number, typed: boolean): unknown {
+    if (depth > MAX_DEPTH) {
+      throw new Refusal(value, 'encode', `values nested deeper than ${MAX_DEPTH} levels (a circular reference?)`)
+    }
+    const prototype: unknown = Object.getPrototypeOf(value)
+    if (prototype === Object.prototype) return this.#prepareRecord(value, depth, typed, false)
+    if (prototype === Array.prototype) return this.#prepareArray(value as readonly unknown[], depth, typed)
+    if (prototype === null) return this.#prepareRecord(value, depth, typed, true)
+    if (prototype === Date.prototype) {
+      if (Number.isNaN((value as Date).getTime())) throw new Refusal(value, 'class')
+      return value
+    }
+    if (prototype === Map.prototype) return this.#prepareMap(value as ReadonlyMap<unknown, unknown>, depth, typed)
+    if (prototype === Set.prototype) {
+      const items = [...(value as ReadonlySet<unknown>)]
+      const prepared = this.#prepareArray(items, depth, typed)
+      return prepared === items ? value : new Set(prepared as unknown[])
+    }
+    if (AS_THEY_ARE.has(prototype)) return value
+    throw new Refusal(value, 'class')
+  }
+
+  /** A plain object: itself, a copy with prepared values, or a Special when a record would not bring it back. */
+  #prepareRecord(value: object, depth: number, typed: boolean, bare: boolean): unknown {
+    const source = value as Record<string, unknown>
+    const keys = Object.keys(source)
+    let odd = bare
+    let values: unknown[] | undefined
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!
+      if (key === '__proto__' || !isWellFormed(key)) odd = true
+      const item = source[key]
+      const prepared = this.#prepare(item, depth + 1, typed)
+      if (values !== undefined) values.push(prepared)
+      else if (prepared !== item) values = [...keys.slice(0, i).map((earlier) => source[earlier]), prepared]
+    }
+    if (!odd && values === undefined) return value
+    const all = values ?? keys.map((key) => source[key])
+    if (odd) {
+      const parts: unknown[] = [ODD_OBJECT, bare]
+      keys.forEach((key, i) => parts.push(prepareString(key), all[i]))
+      return new Special(parts)
+    }
+    // Safe to assign: no key is `__proto__` here.
+    const copy: Record<string, unknown> = {}
+    keys.forEach((key, i) => {
+      copy[key] = all[i]
+    })
+    return copy
+  }
+
+  #prepareArray(value: readonly unknown[], depth: number, typed: boolean): readonly unknown[] {
+    let copy: unknown[] | undefined
+    for (let i = 0; i < value.length; i++) {
+      const item = value[i]
+      const prepared = this.#prepare(item, depth + 1, typed)
+      if (copy !== undefined) copy.push(prepared)
+      else if (prepared !== item) copy = [...value.slice(0, i), prepared]
+    }
+    return copy ?? value
+  }
+
+  #prepareMap(value: ReadonlyMap<unknown, unknown>, depth: number, typed: boolean): unknown {
+    let changed = false
+    const entries: Array<[unknown, unknown]> = []
+    for (const [key, item] of value) {
+      const entry: [unknown, unknown] = [this.#prepare(key, depth + 1, typed), this.#prepare(item, depth + 1, typed)]
+      changed ||= entry[0] !== key || entry[1] !== item
+      entries.push(entry)
+    }
+    return changed ? new Map(entries) : value
+  }
+
+  /** Only on failure: walks the failed row's columns again, to name the first that fails alone. */
+  #refusal(row: unknown, error: unknown): Uncacheable {
+    if (row !== null && typeof row === 'object') {
+      for (const [column, value] of Object.entries(row)) {
+        try {
+          this.#prepare(value, 1, true)
+        } catch (inner) {
+          return describeRefusal(column, value, inner)
+        }
+      }
+    }
+    return describeRefusal('?', row, error)
+  }
+
+  /** msgpackr failed on prepared rows (not expected): the first column it fails on alone. */
+  #packFailure(rows: readonly unknown[], error: unknown): Uncacheable {
+    for (const row of rows) {
+      if (row === null || typeof row !== 'object') continue
+      for (const [column, value] of Object.entries(row)) {
+        try {
+          packRows(this.#prepare(value, 1, true))
+        } catch (inner) {
+          return { column, className: classOf(value), reason: 'encode', detail: messageOf(inner) }
+        }
+      }
+    }
+    return { column: '?', className: '?', reason: 'encode', detail: messageOf(error) }
+  }
+}
+
+function describeRefusal(column: string, columnValue: unknown, error: unknown): Uncacheable {
+  if (error instanceof Refusal && error.reason === 'class') {
+    return { column, className: classOf(error.value), reason: 'class' }
+  }
+  const detail = error instanceof Refusal ? (error.detail ?? 'cannot be encoded') : messageOf(error)
+  return { column, className: column === '?' ? '?' : classOf(columnValue), reason: 'encode', detail }
+}
