@@ -3,11 +3,23 @@ import { dirname, resolve } from 'node:path'
 import { validateNamespace } from '../keys.js'
 import { parseServerList } from '../store/memcached/server-address.js'
 import type { TierState } from '../tier/tier-state.js'
-import { describe, MAX_TIMER_MS, requireOptionsObject, THIRTY_DAYS_SECONDS } from '../util/validate.js'
-import { TierMonitor } from './tier-monitor.js'
+import { delayMs, describe, positiveInteger, positiveNumber, rejectUnknown, requireOptionsObject, wholeSeconds } from '../util/validate.js'
 import type { MonitorConfig, WarmupConfig } from './monitor-config.js'
+import { TierMonitor } from './tier-monitor.js'
 
-/** Options of {@link startMonitor}. */
+/**
+ * Options of {@link startMonitor}. Only `servers` is required.
+ *
+ * ```ts
+ * const options: MonitorOptions = {
+ *   servers: ['10.0.0.1:11211', '10.0.0.2:11211'],
+ *   namespace: 'shop',
+ *   intervalMs: 1000,
+ *   settleMs: 30_000,
+ *   onState: (state) => metrics.set({ degraded: state.mode === 'degraded' ? 1 : 0 }),
+ * }
+ * ```
+ */
 export interface MonitorOptions {
   /** memcached nodes as `"host:port"`, the same list the processes use. */
   servers: readonly string[]
@@ -17,13 +29,17 @@ export interface MonitorOptions {
   intervalMs?: number
   /** Longest a probe (or any memcached call of the monitor) may take, in ms. Default `min(250, intervalMs / 2)`. */
   probeTimeoutMs?: number
-  /** How long every node must be healthy before going back to normal, in ms. Default 30 000. */
+  /** How long every node must be healthy before going back to normal, in ms; 0 allowed. Default 30 000. */
   settleMs?: number
   /** Fraction of the pre-incident farm hit ratio that must be back before going normal. Default 0.9. */
   hitRatioRecovery?: number
-  /** A window with fewer requests counts as recovered (nothing to protect). Default 20. */
+  /** A window with fewer requests counts as recovered (nothing to protect); 0 allowed. Default 20. */
   minRequests?: number
-  /** TTL of the published flag: how long it outlives a monitor that stopped. Default `max(3, ceil(3 * intervalMs / 1000))`. */
+  /**
+   * TTL of the published flag: how long it outlives a monitor that stopped. A
+   * whole number of seconds longer than `intervalMs`, so the flag never lapses
+   * between two rounds. Default `max(3, ceil(3 * intervalMs / 1000))`.
+   */
   flagTtlSeconds?: number
   /** Receives one line per transition. Default `console.log`. */
   log?: (line: string) => void
@@ -37,7 +53,18 @@ export interface MonitorOptions {
   warmup?: MonitorWarmupOptions
 }
 
-/** The `warmup` option of {@link startMonitor}; give `databaseUrl`, `manifestFile` or both. */
+/**
+ * The `warmup` option of {@link startMonitor}; give `databaseUrl`, `manifestFile` or both.
+ *
+ * ```ts
+ * const warmup: MonitorWarmupOptions = {
+ *   databaseUrl: 'postgres://monitor@db.internal:5432/shop',
+ *   manifestFile: '/var/lib/kysely-memcache/shop.json',
+ *   maxMs: 30_000,
+ * }
+ * startMonitor({ servers, namespace: 'shop', warmup })
+ * ```
+ */
 export interface MonitorWarmupOptions {
   /**
    * PostgreSQL connection string the entries are replayed against (each in a
@@ -60,7 +87,16 @@ export interface MonitorWarmupOptions {
   saveEveryMs?: number
 }
 
-/** A running health monitor (see {@link startMonitor}). */
+/**
+ * A running health monitor (see {@link startMonitor}).
+ *
+ * ```ts
+ * const monitor: Monitor = startMonitor({ servers: ['10.0.0.1:11211'] })
+ * await monitor.ready
+ * console.log(monitor.state().mode) // 'normal'
+ * await monitor.stop()
+ * ```
+ */
 export interface Monitor {
   /** Resolves once the first probe round has been published. Never rejects. */
   readonly ready: Promise<void>
@@ -70,8 +106,7 @@ export interface Monitor {
   stop(): Promise<void>
 }
 
-const WARMUP_OPTIONS = new Set(['databaseUrl', 'manifestFile', 'concurrency', 'maxMs', 'saveEveryMs'])
-const KNOWN_OPTIONS = new Set([
+const KNOWN_OPTIONS = [
   'servers',
   'namespace',
   'intervalMs',
@@ -83,13 +118,13 @@ const KNOWN_OPTIONS = new Set([
   'log',
   'onState',
   'warmup',
-])
+]
+const WARMUP_OPTIONS = ['databaseUrl', 'manifestFile', 'concurrency', 'maxMs', 'saveEveryMs']
 
 /**
  * Starts the tier's health monitor: every `intervalMs` it probes each memcached
- * node over a fresh connection, decides the tier's mode and publishes it (with
- * {@link publish}) to every live node as a short-lived lease that every
- * process reads.
+ * node over a fresh connection, decides the tier's mode and publishes it to
+ * every live node as a short-lived lease that every process reads.
  *
  * - One failed probe (refused, timeout, garbage) marks a node down; the mode is
  *   `degraded` from that round on.
@@ -126,39 +161,20 @@ export function startMonitor(options: MonitorOptions): Monitor {
 }
 
 function validateOptions(options: MonitorOptions): MonitorConfig {
-  requireOptionsObject(options, 'startMonitor')
-  for (const name of Object.keys(options)) {
-    if (!KNOWN_OPTIONS.has(name)) {
-      throw new TypeError(`startMonitor got unknown option ${JSON.stringify(name)}; known options: ${[...KNOWN_OPTIONS].join(', ')}`)
-    }
-  }
+  rejectUnknown(requireOptionsObject(options, 'startMonitor'), KNOWN_OPTIONS, 'startMonitor')
   const nodes = parseServerList(options.servers, 'servers')
   const namespace = validateNamespace(options.namespace ?? 'kysely')
-  const intervalMs = number(options.intervalMs, 1000, 'intervalMs', 'a positive number of milliseconds', (v) => v > 0 && v <= MAX_TIMER_MS)
-  const probeTimeoutMs = number(
-    options.probeTimeoutMs,
-    Math.min(250, intervalMs / 2),
-    'probeTimeoutMs',
-    'a positive number of milliseconds',
-    (v) => v > 0 && v <= MAX_TIMER_MS,
-  )
-  const settleMs = number(options.settleMs, 30_000, 'settleMs', 'a non-negative number of milliseconds', (v) => v >= 0)
-  const hitRatioRecovery = number(options.hitRatioRecovery, 0.9, 'hitRatioRecovery', 'a number from 0 to 1', (v) => v >= 0 && v <= 1)
-  const minRequests = number(options.minRequests, 20, 'minRequests', 'a non-negative integer', (v) => Number.isSafeInteger(v) && v >= 0)
-  const flagTtlSeconds = number(
-    options.flagTtlSeconds,
-    Math.max(3, Math.ceil((3 * intervalMs) / 1000)),
-    'flagTtlSeconds',
-    `an integer number of seconds above intervalMs (${intervalMs} ms), at most ${THIRTY_DAYS_SECONDS}`,
-    (v) => Number.isSafeInteger(v) && v * 1000 > intervalMs && v <= THIRTY_DAYS_SECONDS,
-  )
-  if (options.log !== undefined && typeof options.log !== 'function') {
-    throw new TypeError(`log must be a function, got ${describe(options.log)}`)
-  }
-  if (options.onState !== undefined && typeof options.onState !== 'function') {
-    throw new TypeError(`onState must be a function, got ${describe(options.onState)}`)
-  }
-  const warmup = options.warmup === undefined ? undefined : validateWarmup(options.warmup)
+  const intervalMs = delayMs(options.intervalMs ?? 1000, 'intervalMs')
+  const probeTimeoutMs = delayMs(options.probeTimeoutMs ?? Math.min(250, intervalMs / 2), 'probeTimeoutMs')
+  // Compared with elapsed time, never given to a timer: no timer limit.
+  const settleMs = options.settleMs === 0 ? 0 : positiveNumber(options.settleMs ?? 30_000, 'settleMs', 'milliseconds')
+  const hitRatioRecovery = fraction(options.hitRatioRecovery ?? 0.9, 'hitRatioRecovery')
+  const minRequests = options.minRequests === 0 ? 0 : positiveInteger(options.minRequests ?? 20, 'minRequests')
+  const flagTtlSeconds =
+    options.flagTtlSeconds === undefined
+      ? Math.max(3, Math.ceil((3 * intervalMs) / 1000))
+      : // At least one whole second more than an interval, so the flag never lapses between rounds.
+        wholeSeconds(options.flagTtlSeconds, 'flagTtlSeconds', Math.floor(intervalMs / 1000) + 1)
   return {
     nodes,
     servers: nodes.map((node) => node.id),
@@ -169,21 +185,14 @@ function validateOptions(options: MonitorOptions): MonitorConfig {
     hitRatioRecovery,
     minRequests,
     flagTtlSeconds,
-    log: options.log ?? ((line) => console.log(line)),
-    onState: options.onState,
-    warmup,
+    log: optionalFunction(options.log, 'log') ?? ((line) => console.log(line)),
+    onState: optionalFunction(options.onState, 'onState'),
+    warmup: options.warmup === undefined ? undefined : validateWarmup(options.warmup),
   }
 }
 
 function validateWarmup(options: MonitorWarmupOptions): WarmupConfig {
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw new TypeError(`warmup must be an object like { databaseUrl, manifestFile }, got ${describe(options)}`)
-  }
-  for (const name of Object.keys(options)) {
-    if (!WARMUP_OPTIONS.has(name)) {
-      throw new TypeError(`warmup got unknown option ${JSON.stringify(name)}; known options: ${[...WARMUP_OPTIONS].join(', ')}`)
-    }
-  }
+  rejectUnknown(requireOptionsObject(options, 'warmup'), WARMUP_OPTIONS, 'warmup')
   const { databaseUrl, manifestFile } = options
   if (databaseUrl !== undefined && (typeof databaseUrl !== 'string' || databaseUrl.trim() === '')) {
     throw new TypeError(`warmup.databaseUrl must be a PostgreSQL connection string like postgres://user@host:5432/db, got ${describe(databaseUrl)}`)
@@ -194,26 +203,38 @@ function validateWarmup(options: MonitorWarmupOptions): WarmupConfig {
   if (databaseUrl === undefined && manifestFile === undefined) {
     throw new TypeError('warmup needs databaseUrl (to warm returning nodes), manifestFile (to keep the manifest across restarts) or both')
   }
-  let file: string | undefined
-  if (manifestFile !== undefined) {
-    file = resolve(manifestFile)
-    let directory = false
-    try {
-      directory = statSync(dirname(file)).isDirectory()
-    } catch {
-      // Reported below.
-    }
-    if (!directory) throw new RangeError(`warmup.manifestFile must be in an existing directory, got ${describe(manifestFile)} (${dirname(file)} is not a directory)`)
+  return {
+    databaseUrl,
+    manifestFile: manifestFile === undefined ? undefined : fileInExistingDirectory(manifestFile, 'warmup.manifestFile'),
+    concurrency: positiveInteger(options.concurrency ?? 4, 'warmup.concurrency'),
+    maxMs: delayMs(options.maxMs ?? 60_000, 'warmup.maxMs'),
+    saveEveryMs: delayMs(options.saveEveryMs ?? 60_000, 'warmup.saveEveryMs'),
   }
-  const concurrency = number(options.concurrency, 4, 'warmup.concurrency', 'a positive integer', (v) => Number.isSafeInteger(v) && v > 0)
-  const maxMs = number(options.maxMs, 60_000, 'warmup.maxMs', 'a positive number of milliseconds', (v) => v > 0 && v <= MAX_TIMER_MS)
-  const saveEveryMs = number(options.saveEveryMs, 60_000, 'warmup.saveEveryMs', 'a positive number of milliseconds', (v) => v > 0 && v <= MAX_TIMER_MS)
-  return { databaseUrl, manifestFile: file, concurrency, maxMs, saveEveryMs }
 }
 
-function number(value: unknown, fallback: number, name: string, expected: string, valid: (value: number) => boolean): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number') throw new TypeError(`${name} must be ${expected}, got ${describe(value)}`)
-  if (!Number.isFinite(value) || !valid(value)) throw new RangeError(`${name} must be ${expected}, got ${describe(value)}`)
+/** `path` made absolute, once its directory is known to exist: a save must not fail an hour later for a typo. */
+function fileInExistingDirectory(path: string, name: string): string {
+  const file = resolve(path)
+  let directory = false
+  try {
+    directory = statSync(dirname(file)).isDirectory()
+  } catch {
+    // Reported below.
+  }
+  if (!directory) throw new RangeError(`${name} must be in an existing directory, got ${describe(path)} (${dirname(file)} is not a directory)`)
+  return file
+}
+
+function fraction(value: unknown, name: string): number {
+  if (typeof value !== 'number' || !(value >= 0 && value <= 1)) {
+    throw new RangeError(`${name} must be a number from 0 to 1, got ${describe(value)}`)
+  }
+  return value
+}
+
+function optionalFunction<T extends (...args: never[]) => unknown>(value: T | undefined, name: string): T | undefined {
+  if (value !== undefined && typeof value !== 'function') {
+    throw new TypeError(`${name} must be a function, got ${describe(value)}`)
+  }
   return value
 }

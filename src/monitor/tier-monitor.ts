@@ -1,30 +1,42 @@
-import { hostname } from 'node:os'
-import { flushNode, probeNode } from '../store/memcached/node-probe.js'
-import type { ProbeResult } from '../store/memcached/node-probe.js'
-import type { ServerAddress } from '../store/memcached/server-address.js'
+import { farmCounterKeys } from '../keys.js'
+import type { FarmCounterKeys } from '../keys.js'
 import { MemcachedStore } from '../store/memcached/memcached-store.js'
-import { farmCounterKeys, publish, readModeOverride, readTierState, tierStateKey } from '../tier/tier-state.js'
-import type { ModeOverride, TierState } from '../tier/tier-state.js'
-import { formatDuration } from '../util/duration.js'
-import { errorMessage } from './log-text.js'
+import type { TierState } from '../tier/tier-state.js'
+import { errorMessage, iso, startLines } from './log-text.js'
 import { ManifestKeeper } from './manifest-keeper.js'
 import type { MonitorConfig } from './monitor-config.js'
-import { downDetail, downReason, flushDue, needsReprobe, observeNode, probesStalled } from './node-tracker.js'
+import { downDetail, downReason, observeNode } from './node-tracker.js'
 import type { DownNode, NodeEvent } from './node-tracker.js'
 import { NodeWarmer } from './node-warmer.js'
-import { nextAutoMode, parseCounter, ratioOf, recordCounters, requestCount } from './recovery.js'
+import { OverrideWatcher } from './override-watcher.js'
+import { probeRound } from './probe-round.js'
+import type { NodeCheck } from './probe-round.js'
+import { nextAutoMode, parseCounter, recordCounters } from './recovery.js'
 import type { AutoMode, Counters, TrafficHistory } from './recovery.js'
+import { StatePublisher } from './state-publisher.js'
+
+// Still imported from here by cli/main.ts; its home is log-text.ts.
+export { redactUrl } from './log-text.js'
 
 /**
- * The monitor's probe loop: every round it probes and flushes the nodes, feeds
- * the node tracker and the recovery decision, and publishes the tier state.
+ * The monitor's loop: every round it probes and flushes the nodes, feeds the
+ * node tracker, the warmer and the recovery decision, and has the publisher
+ * publish the tier state.
+ *
+ * ```ts
+ * const monitor = new TierMonitor(config) // config as validated by startMonitor
+ * await monitor.ready
+ * await monitor.stop()
+ * ```
  */
 export class TierMonitor {
+  /** Resolves once the first round has been published (or the monitor stopped). */
   readonly ready: Promise<void>
   readonly #config: MonitorConfig
   readonly #store: MemcachedStore
-  readonly #setBy = `monitor ${hostname()}:${process.pid}`
-  readonly #counterKeys: { hits: string; misses: string }
+  readonly #counterKeys: FarmCounterKeys
+  readonly #publisher: StatePublisher
+  readonly #overrides: OverrideWatcher
   #resolveReady: () => void = () => {}
   #timer: NodeJS.Timeout | undefined
   #inFlight: Promise<void> | undefined
@@ -35,22 +47,17 @@ export class TierMonitor {
   /** Since when every node has been up; `undefined` while one is down. */
   #allUpSince: number | undefined
   #auto: AutoMode
-  /** Set when the automatic mode changed this round: what to log. */
-  #autoChange: string | undefined
-  #override: ModeOverride | undefined
-  #state: TierState
-  #publishFailing = false
+  #traffic: TrafficHistory = { last: undefined, recent: [], normal: [] }
 
   /** The warm-up manifest (warm-up only). */
   readonly #keeper: ManifestKeeper | undefined
   /** Warms returning nodes (warm-up only). */
   readonly #warmer: NodeWarmer | undefined
 
-  #traffic: TrafficHistory = { last: undefined, recent: [], normal: [] }
-
   constructor(config: MonitorConfig) {
     this.#config = config
     this.#counterKeys = farmCounterKeys(config.namespace)
+    const log = (message: string): void => this.#log(message)
     // The probes alone decide which nodes are down (holdDown below): the store's own failure count
     // would take a node off on its own and later flush it, wiping a node the probes call healthy.
     this.#store = new MemcachedStore({
@@ -58,41 +65,25 @@ export class TierMonitor {
       timeoutMs: config.probeTimeoutMs,
       failureThreshold: Number.MAX_SAFE_INTEGER,
     })
+    const { namespace } = config
+    this.#publisher = new StatePublisher({ store: this.#store, namespace, flagTtlSeconds: config.flagTtlSeconds, onState: config.onState, log })
+    this.#overrides = new OverrideWatcher({ store: this.#store, namespace, log })
     if (config.warmup !== undefined) {
-      const keeper = new ManifestKeeper({
-        store: this.#store,
-        namespace: config.namespace,
-        file: config.warmup.manifestFile,
-        saveEveryMs: config.warmup.saveEveryMs,
-        log: (message) => this.#log(message),
-      })
-      this.#keeper = keeper
-      this.#warmer = new NodeWarmer({ config, warmup: config.warmup, keeper, down: this.#down, log: (message) => this.#log(message) })
+      const { manifestFile: file, saveEveryMs } = config.warmup
+      this.#keeper = new ManifestKeeper({ store: this.#store, namespace, file, saveEveryMs, log })
+      this.#warmer = new NodeWarmer({ config, warmup: config.warmup, keeper: this.#keeper, down: this.#down, log })
     }
-    const now = Date.now()
-    this.#auto = { mode: 'normal', since: now, reason: 'all nodes up' }
-    this.#state = { version: 1, mode: 'normal', down: [], since: now, reason: 'starting', setBy: this.#setBy, at: now }
+    this.#auto = { mode: 'normal', since: Date.now(), reason: 'all nodes up' }
     this.ready = new Promise<void>((resolve) => {
       this.#resolveReady = resolve
     })
-    this.#log(
-      `started for ${config.nodes.length} node${config.nodes.length === 1 ? '' : 's'} (${config.servers.join(', ')}), namespace ${JSON.stringify(config.namespace)}, every ${formatDuration(config.intervalMs)}, settle ${formatDuration(config.settleMs)}`,
-    )
-    const warmup = config.warmup
-    if (warmup !== undefined) {
-      const kept = warmup.manifestFile === undefined ? 'kept in memory' : `kept in ${warmup.manifestFile}`
-      this.#log(
-        warmup.databaseUrl === undefined
-          ? `warm-up manifest ${kept}, rebuilt every ${formatDuration(warmup.saveEveryMs)}; returning nodes are not warmed (no database URL)`
-          : `returning nodes are warmed from ${redactUrl(warmup.databaseUrl)} before they are listed up (concurrency ${warmup.concurrency}, at most ${formatDuration(warmup.maxMs)} each); manifest ${kept}, rebuilt every ${formatDuration(warmup.saveEveryMs)}`,
-      )
-    }
+    for (const line of startLines(config)) this.#log(line)
     this.#schedule(0)
   }
 
   /** The state published last (before the first round: the starting state). */
   state(): TierState {
-    return this.#state
+    return this.#publisher.state
   }
 
   /** Stops probing, waits for a round in flight and the warm-up, and closes connections. */
@@ -145,32 +136,9 @@ export class TierMonitor {
       await this.#keeper?.load()
     }
 
-    // 1. Probe every node; 2. flush the ones coming back before they count as up
-    // (not again once flushed for a warm-up: that would wipe what the warm-up wrote).
-    const probing = performance.now()
-    const first = await Promise.all(config.nodes.map((node) => probeNode(node, config.probeTimeoutMs)))
-    // Probes that took well over their timeout mean the monitor itself stalled (GC, a
-    // paused VM), not the nodes: ask again before taking a node down and flushing it.
-    const stalled = probesStalled(performance.now() - probing, config.probeTimeoutMs)
-    const probes = await Promise.all(
-      config.nodes.map((node, i) =>
-        needsReprobe(stalled, first[i]!, this.#down.get(node.id)) ? probeNode(node, config.probeTimeoutMs) : first[i]!,
-      ),
-    )
-    const flushes = await Promise.all(
-      config.nodes.map((node, i) => {
-        return flushDue(probes[i]!, this.#down.get(node.id))
-          ? flushNode(node, config.probeTimeoutMs).then(
-              () => undefined,
-              (error: unknown) => errorMessage(error),
-            )
-          : Promise.resolve(null)
-      }),
-    )
+    const checks = await probeRound(config.nodes, this.#down, config.probeTimeoutMs)
     const now = Date.now()
-    config.nodes.forEach((node, i) => {
-      this.#updateNode(node, probes[i]!, flushes[i])
-    })
+    for (const check of checks) this.#updateNode(check)
     this.#warmer?.startNext()
     // Not while a node is down or warming: during an incident the manifest stays what it was before
     // it, so a node that comes back later (or after every node restarted, when the farm-wide
@@ -185,10 +153,10 @@ export class TierMonitor {
     // Route nothing to nodes the probes call down; re-admit (unflushed) the ones just flushed.
     this.#store.holdDown(new Set(this.#down.keys()), 'flushed')
 
-    const [override, counters] = await Promise.all([this.#readOverride(now), this.#readCounters()])
+    const [override, counters] = await Promise.all([this.#overrides.read(now), this.#readCounters()])
     // The baseline learns only from a healthy tier; during an incident it stays the pre-incident level.
     this.#traffic = recordCounters(this.#traffic, counters, now, this.#auto.mode === 'normal' && this.#down.size === 0)
-    const next = nextAutoMode(this.#auto, {
+    const { auto, change } = nextAutoMode(this.#auto, {
       now,
       down: this.#down.size > 0 ? { reason: downReason(this.#down), detail: downDetail(this.#down) } : undefined,
       allUpSince: this.#allUpSince,
@@ -197,20 +165,24 @@ export class TierMonitor {
       minRequests: config.minRequests,
       traffic: this.#traffic,
     })
-    this.#auto = next.auto
-    this.#autoChange = next.change
-    this.#updateOverride(override, now)
-    await this.#publish(Date.now())
+    this.#auto = auto
+    this.#overrides.update(override, now, auto)
+    await this.#publisher.publish(
+      {
+        auto,
+        autoChange: change,
+        override,
+        down: config.nodes.filter((node) => this.#down.has(node.id)).map((node) => node.id),
+        traffic: this.#traffic,
+        warmup: this.#warmer?.progress,
+      },
+      Date.now(),
+    )
   }
 
   /** Picks up where a previous monitor left off, so a restart neither forgets down nodes nor flaps to normal. */
   async #inherit(): Promise<void> {
-    let previous: TierState | undefined
-    try {
-      previous = await readTierState(this.#store, this.#config.namespace)
-    } catch {
-      return
-    }
+    const previous = await this.#publisher.readPublished()
     if (previous === undefined) return
     const known = new Set(this.#config.nodes.map((node) => node.id))
     for (const id of previous.down) {
@@ -219,7 +191,7 @@ export class TierMonitor {
     }
     if (previous.mode === 'degraded' && previous.reason !== 'operator') {
       this.#auto = { mode: 'degraded', since: previous.since, reason: previous.reason }
-      this.#state = { ...this.#state, mode: 'degraded', since: previous.since, reason: previous.reason }
+      this.#publisher.resume(this.#auto)
     }
     if (previous.mode === 'degraded' || previous.down.length > 0) {
       this.#log(
@@ -228,8 +200,7 @@ export class TierMonitor {
     }
   }
 
-  /** @param flush `null`: no flush was due; `undefined`: flushed; a string: why the flush failed. */
-  #updateNode(node: ServerAddress, probe: ProbeResult, flush: string | null | undefined): void {
+  #updateNode({ node, probe, flush }: NodeCheck): void {
     const { down, event } = observeNode(this.#down.get(node.id), probe, flush, () => this.#warmer?.entriesToWarm(node.id) ?? 0)
     if (down === undefined) this.#down.delete(node.id)
     else this.#down.set(node.id, down)
@@ -266,90 +237,15 @@ export class TierMonitor {
     }
   }
 
-  async #readOverride(now: number): Promise<ModeOverride | undefined> {
-    try {
-      return await readModeOverride(this.#store, this.#config.namespace, now)
-    } catch {
-      // Unreadable this round: keep the one we know while it lasts, rather than flap.
-      return this.#override !== undefined && this.#override.until > now ? this.#override : undefined
-    }
-  }
-
+  /** The farm-wide counters every process increments; `undefined` when unreadable. */
   async #readCounters(): Promise<Counters | undefined> {
     try {
-      const [hits, misses] = await Promise.all([
-        this.#store.get(this.#counterKeys.hits),
-        this.#store.get(this.#counterKeys.misses),
-      ])
+      const [hits, misses] = await Promise.all([this.#store.get(this.#counterKeys.hits), this.#store.get(this.#counterKeys.misses)])
       const parsedHits = parseCounter(hits)
       const parsedMisses = parseCounter(misses)
       return parsedHits === undefined || parsedMisses === undefined ? undefined : { hits: parsedHits, misses: parsedMisses }
     } catch {
       return undefined
-    }
-  }
-
-  #updateOverride(override: ModeOverride | undefined, now: number): void {
-    const previous = this.#override
-    this.#override = override
-    if (override !== undefined && !sameOverride(previous, override)) {
-      this.#log(`override: ${override.mode} until ${iso(override.until)} (set by ${override.setBy})`)
-    } else if (override === undefined && previous !== undefined) {
-      this.#log(
-        `override ${previous.until <= now ? 'expired' : 'cleared'}; automatic mode resumes (${this.#auto.mode}: ${this.#auto.reason})`,
-      )
-    }
-  }
-
-  async #publish(now: number): Promise<void> {
-    const config = this.#config
-    const override = this.#override
-    const mode = override?.mode ?? this.#auto.mode
-    const reason = override === undefined ? this.#auto.reason : 'operator'
-    const previous = this.#state
-    // `since` says when the published mode took effect: it moves only when that mode changes.
-    const since = mode === previous.mode ? previous.since : now
-    if (mode !== previous.mode) {
-      const detail =
-        override !== undefined
-          ? `operator override until ${iso(override.until)}`
-          : (this.#autoChange ?? `operator override over; automatic mode: ${this.#auto.reason}`)
-      this.#log(`${mode} (${detail})`)
-    } else if (this.#autoChange !== undefined && override !== undefined) {
-      this.#log(`automatic mode ${this.#auto.mode} (${this.#autoChange}); operator override keeps ${mode} until ${iso(override.until)}`)
-    }
-    const recent = requestCount(this.#traffic.recent)
-    const state: TierState = {
-      version: 1,
-      mode,
-      down: config.nodes.filter((node) => this.#down.has(node.id)).map((node) => node.id),
-      since,
-      reason,
-      setBy: this.#setBy,
-      at: now,
-      ...(recent > 0 ? { hitRatio: round3(ratioOf(this.#traffic.recent, 1) ?? 0) } : {}),
-      ...(override !== undefined ? { override } : {}),
-      ...(this.#warmer?.progress !== undefined ? { warmup: this.#warmer.progress } : {}),
-    }
-    this.#state = state
-    try {
-      await publish(this.#store, tierStateKey(config.namespace), state, config.flagTtlSeconds)
-      if (this.#publishFailing) {
-        this.#publishFailing = false
-        this.#log('publishing the tier state again')
-      }
-    } catch (error) {
-      if (!this.#publishFailing) {
-        this.#publishFailing = true
-        this.#log(`cannot publish the tier state: ${errorMessage(error)}`)
-      }
-    }
-    if (config.onState !== undefined) {
-      try {
-        config.onState(state)
-      } catch (error) {
-        this.#log(`onState listener threw: ${errorMessage(error)}`)
-      }
     }
   }
 
@@ -359,34 +255,5 @@ export class TierMonitor {
     } catch {
       // A failing logger must not stop the monitor.
     }
-  }
-}
-
-function sameOverride(a: ModeOverride | undefined, b: ModeOverride): boolean {
-  return a !== undefined && a.mode === b.mode && a.until === b.until && a.setBy === b.setBy
-}
-
-function iso(ms: number): string {
-  return new Date(ms).toISOString()
-}
-
-function round3(value: number): number {
-  return Math.round(value * 1000) / 1000
-}
-
-/**
- * The URL without its password, for logs.
- *
- * ```ts
- * redactUrl('postgres://app:secret@db/shop') // 'postgres://app:***@db/shop'
- * ```
- */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url)
-    if (parsed.password !== '') parsed.password = '***'
-    return parsed.toString()
-  } catch {
-    return '(the database URL)'
   }
 }

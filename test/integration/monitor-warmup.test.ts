@@ -412,14 +412,14 @@ describe('monitor warm-up', () => {
   it('rejects bad warmup options, naming the option', () => {
     const servers = ['127.0.0.1:1']
     const start = (warmup: unknown) => () => startMonitor({ servers, warmup } as MonitorOptions)
-    expect(start(null)).toThrow(/warmup must be an object/)
+    expect(start(null)).toThrow(/warmup options must be an object/)
     expect(start({})).toThrow(/warmup needs databaseUrl .*, manifestFile .* or both/)
     expect(start({ databaseUrl: '' })).toThrow(/warmup\.databaseUrl must be a PostgreSQL connection string/)
     expect(start({ databaseUrl: 'postgres://x', concurrency: 0 })).toThrow(/warmup\.concurrency must be a positive integer, got 0/)
-    expect(start({ databaseUrl: 'postgres://x', maxMs: -1 })).toThrow(/warmup\.maxMs must be a positive number of milliseconds, got -1/)
-    expect(start({ manifestFile: 'x.json', saveEveryMs: 'often' })).toThrow(/warmup\.saveEveryMs must be a positive number of milliseconds, got "often"/)
+    expect(start({ databaseUrl: 'postgres://x', maxMs: -1 })).toThrow(/warmup\.maxMs must be a positive number of milliseconds, at most 2147483647, got -1/)
+    expect(start({ manifestFile: 'x.json', saveEveryMs: 'often' })).toThrow(/warmup\.saveEveryMs must be a positive number of milliseconds, at most 2147483647, got "often"/)
     expect(start({ manifestFile: '/no/such/directory/hot.json' })).toThrow(/warmup\.manifestFile must be in an existing directory/)
-    expect(start({ databaseUrl: 'postgres://x', url: 'y' })).toThrow(/warmup got unknown option "url"/)
+    expect(start({ databaseUrl: 'postgres://x', url: 'y' })).toThrow(/unknown option "url" for warmup/)
   })
 })
 

@@ -6,7 +6,8 @@ import { startMonitor } from '../../src/monitor/start-monitor.js'
 import type { Monitor, MonitorOptions } from '../../src/monitor/start-monitor.js'
 import { flushNode, probeNode, readNodeStats } from '../../src/store/memcached/node-probe.js'
 import { MemcachedStore } from '../../src/store/memcached/memcached-store.js'
-import { farmCounterKeys, readTierState, writeModeOverride } from '../../src/tier/tier-state.js'
+import { farmCounterKeys } from '../../src/keys.js'
+import { readTierState, writeModeOverride } from '../../src/tier/tier-state.js'
 import type { TierState } from '../../src/tier/tier-state.js'
 import { startMemcached } from '../harness/memcached.js'
 import type { MemcachedCluster } from '../harness/memcached.js'
@@ -150,10 +151,22 @@ describe('startMonitor', () => {
     expect(() => startMonitor({ servers: [] })).toThrow(/servers must list at least one/)
     expect(() => startMonitor({ servers: ['nohost'] })).toThrow(/servers\[0\] must be "host:port", got "nohost"/)
     expect(() => startMonitor({ servers: ['127.0.0.1:1'], namespace: 'a b' })).toThrow(/namespace must be .*got "a b"/)
-    expect(() => startMonitor({ servers: ['127.0.0.1:1'], intervalMs: 0 })).toThrow(/intervalMs must be a positive number of milliseconds, got 0/)
-    expect(() => startMonitor({ servers: ['127.0.0.1:1'], hitRatioRecovery: 1.5 })).toThrow(/hitRatioRecovery must be a number from 0 to 1, got 1.5/)
-    expect(() => startMonitor({ servers: ['127.0.0.1:1'], flagTtlSeconds: 1, intervalMs: 2000 })).toThrow(/flagTtlSeconds must be .* got 1/)
-    expect(() => startMonitor({ servers: ['127.0.0.1:1'], intervalMS: 5 } as unknown as MonitorOptions)).toThrow(/unknown option "intervalMS"/)
+    expect(() => startMonitor({ servers: ['127.0.0.1:1'], intervalMs: 0 })).toThrow(/^intervalMs must be a positive number of milliseconds, at most 2147483647, got 0$/)
+    expect(() => startMonitor({ servers: ['127.0.0.1:1'], probeTimeoutMs: 2 ** 31 })).toThrow(/^probeTimeoutMs must be a positive number of milliseconds, at most 2147483647, got 2147483648$/)
+    expect(() => startMonitor({ servers: ['127.0.0.1:1'], settleMs: -1 })).toThrow(/^settleMs must be a positive finite number of milliseconds, got -1$/)
+    expect(() => startMonitor({ servers: ['127.0.0.1:1'], hitRatioRecovery: 1.5 })).toThrow(/^hitRatioRecovery must be a number from 0 to 1, got 1.5$/)
+    expect(() => startMonitor({ servers: ['127.0.0.1:1'], minRequests: 2.5 })).toThrow(/^minRequests must be a positive integer, got 2.5$/)
+    expect(() => startMonitor({ servers: ['127.0.0.1:1'], flagTtlSeconds: 2, intervalMs: 2000 })).toThrow(/^flagTtlSeconds must be a whole number of seconds from 3 to 2592000, got 2$/)
+    expect(() => startMonitor({ servers: ['127.0.0.1:1'], log: 'stdout' } as unknown as MonitorOptions)).toThrow(/^log must be a function, got "stdout"$/)
+    expect(() => startMonitor({ servers: ['127.0.0.1:1'], intervalMS: 5 } as unknown as MonitorOptions)).toThrow(/^unknown option "intervalMS" for startMonitor; known options: servers, namespace, intervalMs, /)
+    expect(() => startMonitor(null as unknown as MonitorOptions)).toThrow(/^startMonitor options must be an object, got null$/)
+  })
+
+  it('accepts 0 for settleMs and minRequests, and a flagTtlSeconds one second above intervalMs', async () => {
+    const started = startMonitor({ servers: ['127.0.0.1:1'], settleMs: 0, minRequests: 0, intervalMs: 1500, flagTtlSeconds: 2, log: () => {} })
+    monitors.push(started)
+    await started.ready
+    expect(started.state().mode).toBe('degraded')
   })
 
   it('publishes degraded within two intervals of a kill -9, flushes the node when it returns, and settles before normal', async () => {

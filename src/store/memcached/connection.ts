@@ -5,7 +5,7 @@ import type { ServerAddress } from './server-address.js'
 
 const SILENT_LOGGER = { log(): void {} }
 
-export type FailureKind = 'timeout' | 'io' | 'closed' | 'garbled' | 'reset'
+export type FailureKind = 'timeout' | 'refused' | 'io' | 'closed' | 'garbled' | 'reset'
 
 /** The node did not answer properly; counts toward taking it off the ring. */
 export class NodeFailure extends Error {
@@ -228,7 +228,8 @@ export class Connection {
 
 function ioFailure(error: unknown): NodeFailure {
   const cause = asError(error)
-  const kind: FailureKind = /timed out/i.test(cause.message) ? 'timeout' : 'io'
+  const code = (cause as NodeJS.ErrnoException).code
+  const kind: FailureKind = code === 'ECONNREFUSED' ? 'refused' : /timed out/i.test(cause.message) ? 'timeout' : 'io'
   return new NodeFailure(kind, cause.message, { cause })
 }
 

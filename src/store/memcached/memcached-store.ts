@@ -164,7 +164,14 @@ export class MemcachedStore implements NodeAwareStore {
   async get(key: string): Promise<Buffer | undefined> {
     this.#assertOpen()
     assertStoreKey(key)
-    return this.#getFrom(this.#ring.route(key).node, key)
+    const { node } = this.#ring.route(key)
+    try {
+      return await this.#getFrom(node, key)
+    } catch (error) {
+      // The node just left the ring: its keys now live on the next node (a hot copy, or a stand-in's entry).
+      if (!(error instanceof StoreUnavailableError) || node.up || this.#ring.liveCount === 0) throw error
+      return this.#getFrom(this.#ring.route(key).node, key)
+    }
   }
 
   async #getFrom(node: NodeHealth, key: string): Promise<Buffer | undefined> {
@@ -464,7 +471,9 @@ export class MemcachedStore implements NodeAwareStore {
       return
     }
     node.consecutiveFailures++
-    if (node.consecutiveFailures >= this.#failureThreshold) {
+    // Nothing listens on its port: the process is gone, no need to wait for more proof. A hang
+    // (timeouts) may be a blip, so it takes `failureThreshold` in a row.
+    if (failure.kind === 'refused' || node.consecutiveFailures >= this.#failureThreshold) {
       this.#markDown(node, failure)
     }
   }
@@ -474,7 +483,10 @@ export class MemcachedStore implements NodeAwareStore {
     this.#emit({
       type: 'node-down',
       node: node.address.id,
-      reason: node.held ? failure.message : `${node.consecutiveFailures} consecutive failures, last: ${failure.message}`,
+      reason:
+        node.held || failure.kind === 'refused'
+          ? failure.message
+          : `${node.consecutiveFailures} consecutive failures, last: ${failure.message}`,
     })
     if (!node.held) this.#scheduleProbe(node)
   }
