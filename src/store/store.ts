@@ -46,7 +46,9 @@ export interface Store {
    * there, read and written by majority: see cache/quorum.ts). Returns one read per home,
    * in ring order: the value, `undefined` when absent, a rejection when the home
    * did not answer (a home this process has taken out fails at once, without I/O).
-   * Every promise is settled within the store's timeout.
+   * A store may leave homes beyond a majority unread when the majority it read first
+   * agreed; their promises then reject (no answer). Every promise is settled within
+   * the store's timeout.
    */
   readHomes(key: string, count: number): Array<Promise<Buffer | undefined>>
   /**
