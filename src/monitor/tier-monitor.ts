@@ -15,7 +15,6 @@ import { nextAutoMode, parseCounter, recordCounters } from './recovery.js'
 import type { AutoMode, Counters, TrafficHistory } from './recovery.js'
 import { StatePublisher } from './state-publisher.js'
 
-// Still imported from here by cli/main.ts; its home is log-text.ts.
 export { redactUrl } from './log-text.js'
 
 /**

@@ -45,9 +45,6 @@ export interface FarmStatisticsOptions {
   onError?: (error: unknown) => void
 }
 
-// Moved to keys.ts; still imported from here by cli/main.ts.
-export { hotStatisticsKey }
-
 const DEFAULT_CAPACITY = 500
 const DEFAULT_INTERVAL_MS = 10_000
 /** One day: the document outlives quiet nights and lost nodes, not a full restart. */

@@ -1,11 +1,8 @@
-import { farmCounterKeys, modeOverrideKey, tierStateKey, type FarmCounterKeys } from '../keys.js'
+import { modeOverrideKey, tierStateKey } from '../keys.js'
 import { readSharedDocument, writeSharedDocument } from '../store/shared-document.js'
 import type { Store } from '../store/store.js'
 import { StoreUnavailableError } from '../store/store.js'
 import { describe, THIRTY_DAYS_SECONDS } from '../util/validate.js'
-
-// Moved to keys.ts; still imported from here by tier/mode-view.ts and the monitor.
-export { farmCounterKeys, tierStateKey, type FarmCounterKeys }
 
 /** How the cache tier is doing: `degraded` turns on the farm-wide `safe-` lock. */
 export type CacheMode = 'normal' | 'degraded'
