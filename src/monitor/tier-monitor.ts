@@ -15,8 +15,6 @@ import { nextAutoMode, parseCounter, recordCounters } from './recovery.js'
 import type { AutoMode, Counters, TrafficHistory } from './recovery.js'
 import { StatePublisher } from './state-publisher.js'
 
-export { redactUrl } from './log-text.js'
-
 /**
  * The monitor's loop: every round it probes and flushes the nodes, feeds the
  * node tracker, the warmer and the recovery decision, and has the publisher

@@ -26,8 +26,6 @@ function shuffledRanks(ids: readonly string[]): Map<string, number> {
   return new Map(order.map((id, rank) => [id, rank]))
 }
 
-export { ValueTooLargeError } from '../value-too-large-error.js'
-
 /** Options of {@link MemcachedStore}. */
 export interface MemcachedStoreOptions {
   /** memcached nodes as `"host:port"` (`"[::1]:11211"` for IPv6); at least one, no duplicates. */
