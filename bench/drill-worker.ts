@@ -43,6 +43,7 @@ async function main(): Promise<void> {
       defaultSchema: config.schema,
       modeRefreshMs: config.modeRefreshMs,
       ...(safeMode === undefined ? {} : { safeMode }),
+      ...(config.configuration === 'far' ? { nearCache: false as const } : {}),
       onError: (error) => {
         if (cacheErrorSamples.length < 5) cacheErrorSamples.push((error as Error).message)
       },

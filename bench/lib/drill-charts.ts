@@ -8,6 +8,7 @@ export const CONFIG_INFO: Record<DrillConfigurationName, { label: string; color:
   off: { label: 'cache, safe mode off', color: '#d62728' },
   original: { label: 'safe mode, original 5 s × 6', color: '#ff7f0e' },
   default: { label: 'safe mode, library defaults', color: '#1f77b4' },
+  far: { label: 'library defaults, near cache off', color: '#9467bd' },
 }
 
 /** The parts of a drill result the charts need. */

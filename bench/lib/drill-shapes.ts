@@ -128,7 +128,7 @@ export interface WorkerConfig {
   readonly modeRefreshMs: number
 }
 
-export type DrillConfigurationName = 'nocache' | 'off' | 'original' | 'default'
+export type DrillConfigurationName = 'nocache' | 'off' | 'original' | 'default' | 'far'
 
 /** One second of one worker, as sent to the coordinator. */
 export interface WorkerSecond {

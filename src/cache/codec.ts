@@ -40,7 +40,7 @@ const RESERVED = new Set([BUFFER, UNFAITHFUL])
  * Bump when a release changes how rows are written or read back: entries of
  * other releases then miss instead of being misread.
  */
-const ENTRY_FORMAT = 'k2'
+const ENTRY_FORMAT = 'k3'
 
 /** Prototypes superjson brings back as themselves: anything else would return as another class. */
 const FAITHFUL = new Set<unknown>([
@@ -137,6 +137,8 @@ export function validateTypes(value: unknown, name = 'types'): CacheType[] {
 export interface DecodedEntry {
   readonly generations: readonly string[]
   readonly rowsText: string
+  /** When the entry expires in the store (ms since the epoch); 0: never. */
+  readonly expiresAt: number
 }
 
 /**
@@ -144,11 +146,12 @@ export interface DecodedEntry {
  * returned them (Date, bigint, Buffer, Uint8Array, undefined, Map, Set, JSON, and
  * the registered types), or are refused.
  *
- * A stored entry is `k2.<fingerprint>\n<generation>,<generation>,…\n<rows>`. The
+ * A stored entry is `k3.<fingerprint>\n<expires at>\n<generation>,<generation>,…\n<rows>`. The
  * fingerprint names the entry format and the registered types, so an entry
  * written under another configuration is not read. The generations are those
  * the rows were computed under, in the order the reader derives them, so a hit
- * is checked without parsing the rows first.
+ * is checked without parsing the rows first. The expiry (ms since the epoch, 0 for
+ * none) lets a near copy expire with the entry it was read from.
  */
 export class Codec {
   /** Short hash of the entry format and the registered type names. */
@@ -218,8 +221,8 @@ export class Codec {
     return rows
   }
 
-  encodeEntry(generations: readonly string[], rowsText: string): Buffer {
-    return Buffer.from(`${this.#header}\n${generations.join(',')}\n${rowsText}`, 'utf8')
+  encodeEntry(generations: readonly string[], rowsText: string, expiresAt = 0): Buffer {
+    return Buffer.from(`${this.#header}\n${expiresAt}\n${generations.join(',')}\n${rowsText}`, 'utf8')
   }
 
   /** `undefined` for anything that is not an entry of this codec (garbage, other releases or `types`). */
@@ -230,13 +233,19 @@ export class Codec {
       return undefined
     }
     const second = text.indexOf('\n', header.length + 1)
-    if (second < 0) {
+    const third = second < 0 ? -1 : text.indexOf('\n', second + 1)
+    if (third < 0) {
       return undefined
     }
-    const list = text.slice(header.length + 1, second)
+    const expiresAt = Number(text.slice(header.length + 1, second))
+    if (!Number.isSafeInteger(expiresAt) || expiresAt < 0) {
+      return undefined
+    }
+    const list = text.slice(second + 1, third)
     return {
       generations: list === '' ? [] : list.split(','),
-      rowsText: text.slice(second + 1),
+      rowsText: text.slice(third + 1),
+      expiresAt,
     }
   }
 
@@ -332,8 +341,8 @@ export function decodeRows(text: string): unknown[] {
   return defaultCodec.decodeRows(text)
 }
 
-export function encodeEntry(generations: readonly string[], rowsText: string): Buffer {
-  return defaultCodec.encodeEntry(generations, rowsText)
+export function encodeEntry(generations: readonly string[], rowsText: string, expiresAt = 0): Buffer {
+  return defaultCodec.encodeEntry(generations, rowsText, expiresAt)
 }
 
 export function decodeEntry(value: Buffer): DecodedEntry | undefined {

@@ -10,6 +10,8 @@ export interface NearEntry {
   readonly generationKeys: readonly string[]
   /** When a majority last confirmed `generations` (performance.now()). */
   validatedAt: number
+  /** When the stored entry expires (ms since the epoch), so a copy never outlives its TTL; 0: never. */
+  readonly expiresAt: number
 }
 
 /** Bounds and trust of the near cache, as `createQueryCache({ nearCache })` resolved them. */
@@ -35,7 +37,7 @@ const ENTRY_OVERHEAD_BYTES = 200
  *
  * ```ts
  * const near = new NearCache({ maxBytes: 64 * 1024 * 1024, maxEntries: 10_000, trustMs: 0 })
- * near.set(key, { rows, generations, generationKeys, validatedAt: performance.now() })
+ * near.set(key, { rows, generations, generationKeys, validatedAt: performance.now(), expiresAt: Date.now() + 60_000 })
  * near.dropReadersOf(['kysely:g:t:public.person'])
  * ```
  */
@@ -65,8 +67,14 @@ export class NearCache {
     return this.#entries.calculatedSize
   }
 
+  /** The copy of `key`, unless its TTL has run out (it is dropped then). */
   get(key: string): NearEntry | undefined {
-    return this.#entries.get(key)
+    const entry = this.#entries.get(key)
+    if (entry !== undefined && entry.expiresAt !== 0 && entry.expiresAt <= Date.now()) {
+      this.#entries.delete(key)
+      return undefined
+    }
+    return entry
   }
 
   /** Keeps `entry`, unless it alone exceeds the byte bound. */

@@ -74,6 +74,8 @@ interface Flight {
   readonly shareable: boolean
   /** How long the database query took, when this flight ran one. */
   readonly databaseMs: number | undefined
+  /** When the rows' entry expires (ms since the epoch, 0: never): a near copy expires with it. */
+  readonly expiresAt: number
 }
 
 /** Distinct SQL texts whose analysis is kept; cleared whole when full (rare: SQL texts are few). */
@@ -191,7 +193,7 @@ export class ReadPath {
     warm.stored =
       rowsText !== undefined &&
       (await runner.storable()) &&
-      (await this.#put(key, this.#config.codec.encodeEntry(current.tokens, rowsText), entry.ttl))
+      (await this.#put(key, this.#config.codec.encodeEntry(current.tokens, rowsText, expiryOf(entry.ttl)), entry.ttl))
   }
 
   /**
@@ -250,7 +252,7 @@ export class ReadPath {
     try {
       const rows = this.#config.codec.decodeRows(copy.rows)
       this.#counters.nearHit()
-      return { result: { rows }, rowsText: copy.rows, hit: true, shareable: true, databaseMs: undefined }
+      return { result: { rows }, rowsText: copy.rows, hit: true, shareable: true, databaseMs: undefined, expiresAt: copy.expiresAt }
     } catch (error) {
       this.#near?.delete(key)
       this.#failed(error)
@@ -259,9 +261,11 @@ export class ReadPath {
   }
 
   /** Keeps rows near, unless this process wrote since the read began (they may predate its own write). */
-  #keepNear(request: Request, generationKeys: readonly string[], tokens: readonly string[], rowsText: string): void {
-    if (this.#near === undefined || this.#writeEpoch() !== request.epoch) return
-    this.#near.set(request.key, { rows: rowsText, generations: tokens, generationKeys, validatedAt: performance.now() })
+  #keepNear(request: Request, generationKeys: readonly string[], tokens: readonly string[], flight: Flight): void {
+    if (this.#near === undefined || this.#writeEpoch() !== request.epoch || flight.rowsText === undefined) return
+    this.#near.set(request.key, {
+      rows: flight.rowsText, generations: tokens, generationKeys, validatedAt: performance.now(), expiresAt: flight.expiresAt,
+    })
   }
 
   /** The entry found, if it was computed under the generations a majority holds now. */
@@ -269,7 +273,7 @@ export class ReadPath {
     if (probe.near !== undefined) return this.#fromNear(request.key, probe.near)
     if (probe.entry.kind !== 'found' || probe.agreed.kind !== 'proven') return undefined
     const hit = this.#servable(probe.entry.value, probe.agreed.tokens)
-    if (hit?.rowsText !== undefined) this.#keepNear(request, probe.generationKeys, probe.agreed.tokens, hit.rowsText)
+    if (hit !== undefined) this.#keepNear(request, probe.generationKeys, probe.agreed.tokens, hit)
     return hit
   }
 
@@ -326,9 +330,7 @@ export class ReadPath {
 
   /** `flight`, its rows kept near when they are the scope's and computed (or found) under `current`. */
   #keptNear(request: Request, probe: Probe, current: Tokens, flight: Flight): Flight {
-    if (current.kind === 'proven' && flight.shareable && flight.rowsText !== undefined) {
-      this.#keepNear(request, probe.generationKeys, current.tokens, flight.rowsText)
-    }
+    if (current.kind === 'proven' && flight.shareable) this.#keepNear(request, probe.generationKeys, current.tokens, flight)
     return flight
   }
 
@@ -345,12 +347,13 @@ export class ReadPath {
     const databaseMs = performance.now() - queryStarted
     const rowsText = this.#encode(result.rows)
     const shareable = await request.runner.storable()
+    const expiresAt = expiryOf(request.ttl)
     const stored =
       current.kind === 'proven' &&
       rowsText !== undefined &&
       shareable &&
-      (await budget.bound(this.#putResult(request.key, current.tokens, rowsText, request.ttl), false))
-    return { value: { result, rowsText, hit: false, shareable, databaseMs }, stored }
+      (await budget.bound(this.#putResult(request.key, current.tokens, rowsText, request.ttl, expiresAt), false))
+    return { value: { result, rowsText, hit: false, shareable, databaseMs, expiresAt }, stored }
   }
 
   /** Counts a served query and tells statistics and subscribers. */
@@ -387,9 +390,9 @@ export class ReadPath {
   }
 
   /** A hot result gets a copy on the next node too, so a node's death does not recompute every hot key it held. */
-  #putResult(key: string, generations: readonly string[], rowsText: string, ttl: number): Promise<boolean> {
+  #putResult(key: string, generations: readonly string[], rowsText: string, ttl: number, expiresAt: number): Promise<boolean> {
     const copies = this.#config.hotReplicas > 1 && this.#config.statistics?.isHot(key) ? this.#config.hotReplicas : 1
-    return this.#put(key, this.#config.codec.encodeEntry(generations, rowsText), ttl, copies)
+    return this.#put(key, this.#config.codec.encodeEntry(generations, rowsText, expiresAt), ttl, copies)
   }
 
   /** Degraded mode: one process of the farm computes, the others wait and re-check. */
@@ -435,7 +438,7 @@ export class ReadPath {
     }
     try {
       const rows = this.#config.codec.decodeRows(entry.rowsText)
-      return { result: { rows }, rowsText: entry.rowsText, hit: true, shareable: true, databaseMs: undefined }
+      return { result: { rows }, rowsText: entry.rowsText, hit: true, shareable: true, databaseMs: undefined, expiresAt: entry.expiresAt }
     } catch (error) {
       this.#failed(error)
       return undefined
@@ -493,6 +496,11 @@ function agreedTokens(read: readonly QuorumRead[]): Tokens {
     tokens.push(generation.value)
   }
   return { kind: 'proven', tokens }
+}
+
+/** The absolute expiry of an entry stored now for `ttlSeconds` (0: none), as entries record it. */
+function expiryOf(ttlSeconds: number): number {
+  return ttlSeconds === 0 ? 0 : Date.now() + ttlSeconds * 1000
 }
 
 /** Whether a near copy was computed under exactly the tokens a majority holds now. */

@@ -85,6 +85,11 @@ function classOf(value: unknown): string {
  * Rows without such values are handed to msgpackr as they are, not copied.
  * Decoding is msgpackr's alone, with no code generated; it runs no code of the
  * application but the registered `deserialize`.
+ *
+ * Where it differs from the superjson codec: keys `__proto__`, `constructor` and
+ * `prototype` are kept (superjson refused them), BigInt64Array and BigUint64Array
+ * too; array holes come back as undefined (not null); a value referenced twice comes
+ * back as two copies, and a circular reference is refused (`encode`).
  */
 export class RowEncoding {
   readonly #types: readonly CacheType[]
@@ -96,7 +101,7 @@ export class RowEncoding {
     this.#byName = new Map(types.map((type) => [type.name, type]))
   }
 
-  /** The rows' bytes (a view of a buffer later calls do not overwrite), or why they cannot be stored. */
+  /** The rows' bytes, or why they cannot be stored. */
   encode(rows: readonly unknown[]): Buffer | Uncacheable {
     let prepared: unknown[] | undefined
     for (let i = 0; i < rows.length; i++) {
@@ -105,7 +110,7 @@ export class RowEncoding {
       try {
         value = this.#prepare(row, 0, true)
       } catch (error) {
-        return this.#refusal(row, error)
+        return this.#locate([row], error, (item) => this.#prepare(item, 1, true))
       }
       if (prepared !== undefined) prepared.push(value)
       else if (value !== row) prepared = [...rows.slice(0, i), value]
@@ -113,7 +118,8 @@ export class RowEncoding {
     try {
       return packRows(prepared ?? rows)
     } catch (error) {
-      return this.#packFailure(rows, error)
+      // Not expected once prepared: a limit of msgpackr's, say.
+      return this.#locate(rows, error, (item) => packRows(this.#prepare(item, 1, true)))
     }
   }
 
@@ -232,33 +238,24 @@ export class RowEncoding {
     return changed ? new Map(entries) : value
   }
 
-  /** Only on failure: walks the failed row's columns again, to name the first that fails alone. */
-  #refusal(row: unknown, error: unknown): Uncacheable {
-    if (row !== null && typeof row === 'object') {
-      for (const [column, value] of Object.entries(row)) {
+  /**
+   * Only on failure: the first column, in row and column order, whose value fails
+   * `attempt` alone (`?` when none does: the row itself, say).
+   */
+  #locate(rows: readonly unknown[], error: unknown, attempt: (value: unknown) => unknown): Uncacheable {
+    for (const row of rows) {
+      if (row === null || typeof row !== 'object') continue
+      for (const column of Object.keys(row)) {
+        let value: unknown
         try {
-          this.#prepare(value, 1, true)
+          value = (row as Record<string, unknown>)[column]
+          attempt(value)
         } catch (inner) {
           return describeRefusal(column, value, inner)
         }
       }
     }
-    return describeRefusal('?', row, error)
-  }
-
-  /** msgpackr failed on prepared rows (not expected): the first column it fails on alone. */
-  #packFailure(rows: readonly unknown[], error: unknown): Uncacheable {
-    for (const row of rows) {
-      if (row === null || typeof row !== 'object') continue
-      for (const [column, value] of Object.entries(row)) {
-        try {
-          packRows(this.#prepare(value, 1, true))
-        } catch (inner) {
-          return { column, className: classOf(value), reason: 'encode', detail: messageOf(inner) }
-        }
-      }
-    }
-    return { column: '?', className: '?', reason: 'encode', detail: messageOf(error) }
+    return describeRefusal('?', undefined, error)
   }
 }
 

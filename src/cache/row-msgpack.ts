@@ -1,6 +1,6 @@
 /**
- * The msgpackr instance the row encoding writes and reads with, and the three
- * extensions it adds: Buffer, URL, and the values msgpackr would not bring back
+ * The msgpackr instance the row encoding writes and reads with, and the four
+ * extensions it adds: Date, Buffer, URL, and the values msgpackr would not bring back
  * as themselves on its own (see {@link Special}).
  *
  * Loaded from msgpackr's `index-no-eval` build, on purpose:
@@ -14,6 +14,9 @@
  * - `useRecords: true` without `structures`/`getStructures`/`saveStructures`: object
  *   shapes are written as records defined inside each buffer (nothing shared between
  *   buffers, so a reader in another process needs only the bytes);
+ * - `bundleStrings`: the strings of 4 to 4095 characters are gathered into two strings
+ *   inside the same buffer, each read with one decode instead of one per value (what
+ *   makes decoding fast without native string extraction, which this build lacks);
  * - `moreTypes`: Set, RegExp and typed arrays as extensions (else Set and RegExp come
  *   back as arrays);
  * - `useBigIntExtension`, `largeBigIntToFloat: false`: bigints beyond 64 bits exactly,
@@ -46,6 +49,9 @@ const OPTIONS = {
 } as const
 
 /** Extension types (msgpack application types, 0–127); msgpackr's own are 0, 0x42, 0x62, 0x65, 0x69, 0x70, 0x72–0x74, 0x78. */
+const DATE_TYPE = 0x64
+/** msgpackr's Error extension. */
+const ERROR_TYPE = 0x65
 const SPECIAL_TYPE = 0x6b
 const BUFFER_TYPE = 0x6e
 const URL_TYPE = 0x75
@@ -117,6 +123,13 @@ function revive(parts: unknown): unknown {
 }
 
 msgpackr.addExtension({ Class: Special, type: SPECIAL_TYPE, write: (value: Special) => value.parts, read: revive })
+// Milliseconds as a number: read without the view and bit arithmetic of msgpack's timestamp.
+msgpackr.addExtension({
+  Class: Date,
+  type: DATE_TYPE,
+  write: (value: Date) => value.getTime(),
+  read: (time: unknown) => (typeof time === 'number' ? new Date(time) : fail('Date')),
+})
 msgpackr.addExtension({
   Class: URL,
   type: URL_TYPE,
@@ -132,12 +145,19 @@ msgpackr.addExtension({
   unpack: (bytes: Uint8Array) => Buffer.from(bytes),
 })
 
-const packr = new msgpackr.Packr(OPTIONS)
-const unpackr = new msgpackr.Unpackr(OPTIONS)
+// Never written (errors are refused): read as malformed rather than built.
+msgpackr.addExtension({ type: ERROR_TYPE, unpack: () => fail('value') })
 
-/** The bytes of a prepared value (see RowEncoding): a view of msgpackr's buffer, not overwritten by later calls. */
+const packr = new msgpackr.Packr({ ...OPTIONS })
+const unpackr = new msgpackr.Unpackr({ ...OPTIONS })
+
+/**
+ * The bytes of a prepared value (see RowEncoding), in a Buffer of their own: msgpackr
+ * returns a view of the slab it writes into (as large as the largest value written
+ * lately), which a stored entry must not keep alive.
+ */
 export function packRows(value: unknown): Buffer {
-  return packr.pack(value)
+  return Buffer.from(packr.pack(value))
 }
 
 /** Whatever value the bytes hold; throws on malformed bytes. `types` revive the custom values. */

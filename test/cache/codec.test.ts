@@ -96,7 +96,7 @@ describe('entry codec', () => {
     expect(a.decodeEntry(entry)).toBeUndefined()
     expect(none.decodeEntry(entry)).toBeUndefined()
     // The generations line keeps its layout: a comma-separated list of opaque tokens.
-    expect(entry.toString('utf8').split('\n')[1]).toBe('17,42')
+    expect(entry.toString('utf8').split('\n')[2]).toBe('17,42')
     // Release 0.1.0's layout, and garbage, are not entries of this codec.
     expect(none.decodeEntry(Buffer.from('k1\n17,42\n{"json":[]}'))).toBeUndefined()
     expect(none.decodeEntry(Buffer.from('garbage'))).toBeUndefined()

@@ -126,6 +126,34 @@ describe('the near cache', () => {
     }
   })
 
+  it('never serves a copy past its TTL: it expires with the entry it was read from', async () => {
+    const namespace = freshNamespace()
+    const c = client(namespace)
+    const read = () => c.db.selectFrom('person').select('first_name').where('id', '=', 2).cached({ ttl: 1 }).executeTakeFirstOrThrow()
+    await read()
+    await read()
+    expect(c.cache.stats().nearHits).toBe(1)
+    c.executions.reset()
+    await new Promise((resolve) => setTimeout(resolve, 1100))
+    await read()
+    // Expired in memcached and near alike: the database answers.
+    expect(c.executions.count('select')).toBe(1)
+  })
+
+  it("a copy read from another process's entry expires when that entry does, not a TTL later", async () => {
+    const namespace = freshNamespace()
+    const writer = client(namespace)
+    const reader = client(namespace)
+    const read = (c: Client) => c.db.selectFrom('person').select('first_name').where('id', '=', 2).cached({ ttl: 2 }).executeTakeFirstOrThrow()
+    await read(writer)
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    await read(reader) // a remote hit, 1 s into the entry's 2 s
+    reader.executions.reset()
+    await new Promise((resolve) => setTimeout(resolve, 1200))
+    await read(reader)
+    expect(reader.executions.count('select')).toBe(1)
+  })
+
   it('is off by default with the embedded store, on with memcached', async () => {
     const embedded = createClient(database, { namespace: freshNamespace() })
     clients.push(embedded)
@@ -151,7 +179,7 @@ describe('NearCache bounds', () => {
     const near = new NearCache({ maxBytes: 64 * 1024, maxEntries: 1000, trustMs: 0 })
     const rows = 'x'.repeat(1000)
     for (let i = 0; i < 500; i++) {
-      near.set(`k${i}`, { rows, generations: ['g'], generationKeys: [i % 2 === 0 ? 'even' : 'odd'], validatedAt: 0 })
+      near.set(`k${i}`, { rows, generations: ['g'], generationKeys: [i % 2 === 0 ? 'even' : 'odd'], validatedAt: 0, expiresAt: 0 })
       expect(near.bytes).toBeLessThanOrEqual(64 * 1024)
     }
     const held = near.size
