@@ -352,7 +352,7 @@ async function main(): Promise<void> {
         component: true,
         label: 'decodeEntry + decodeRows (library codec)',
         ops: OPS,
-        run: async () => (decodeRows(decodeEntry(entry)!.rowsText), reference),
+        run: async () => (decodeRows(decodeEntry(entry)!.rows), reference),
       },
     )
     if (cork) {

@@ -101,7 +101,7 @@ describe('entry codec', () => {
   it('keeps the generations next to the rows and refuses anything else', () => {
     const entry = decodeEntry(encodeEntry(['17', '42'], encodeRows([{ a: 1 }])))
     expect(entry?.generations).toEqual(['17', '42'])
-    expect(decodeRows(entry!.rowsText)).toEqual([{ a: 1 }])
+    expect(decodeRows(entry!.rows)).toEqual([{ a: 1 }])
     expect(decodeEntry(Buffer.from('garbage'))).toBeUndefined()
     expect(decodeEntry(Buffer.from('k2\n1\n[]'))).toBeUndefined()
   })

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { SuperJSON } from 'superjson'
 import { describe } from '../util/validate.js'
+import { RowEncoding, ROW_ENCODING_FORMAT } from './row-encoding.js'
 
 /** What a registered type's `serialize` returns. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue }
@@ -33,60 +34,16 @@ export interface Uncacheable {
 
 const WARNING_CODE = 'KYSELY_MEMCACHE_UNCACHEABLE_TYPE'
 const BUFFER = 'Buffer'
-const UNFAITHFUL = 'kysely-memcache:unfaithful'
-const RESERVED = new Set([BUFFER, UNFAITHFUL])
+// Names the row encoding and superjson use for their own values.
+const RESERVED = new Set([BUFFER, 'kysely-memcache:unfaithful'])
 
 /**
- * Bump when a release changes how rows are written or read back: entries of
- * other releases then miss instead of being misread.
+ * Bump when a release changes how entries are framed: entries of other releases
+ * then miss instead of being misread. (The row encoding versions itself too.)
  */
-const ENTRY_FORMAT = 'k3'
+const ENTRY_FORMAT = 'k4'
 
-/** Prototypes superjson brings back as themselves: anything else would return as another class. */
-const FAITHFUL = new Set<unknown>([
-  null,
-  Object.prototype,
-  Array.prototype,
-  Date.prototype,
-  Map.prototype,
-  Set.prototype,
-  RegExp.prototype,
-  URL.prototype,
-  Buffer.prototype,
-  // superjson's typed arrays; not the BigInt64 ones, which it cannot write.
-  ...[Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, Float32Array, Float64Array].map(
-    (type) => type.prototype,
-  ),
-])
-
-/** Thrown from inside superjson's walk, so detection costs no walk of its own. */
-class UnfaithfulValue extends Error {
-  constructor(readonly value: unknown) {
-    super(`a ${className(value)} would come back from the cache as another class`)
-  }
-}
-
-/** Called by superjson for each value it has no rule for, and for each object (cheap: a typeof and a set lookup). */
-function isUnfaithful(value: unknown): boolean {
-  if (typeof value !== 'object' || value === null) {
-    return typeof value === 'function' || typeof value === 'symbol'
-  }
-  const prototype: unknown = Object.getPrototypeOf(value)
-  // superjson writes an invalid Date as null.
-  if (prototype === Date.prototype) return Number.isNaN((value as Date).getTime())
-  return !FAITHFUL.has(prototype)
-}
-
-function className(value: unknown): string {
-  if (typeof value === 'function') return 'Function'
-  if (typeof value !== 'object' || value === null) return typeof value
-  const prototype: unknown = Object.getPrototypeOf(value)
-  if (prototype === null) return 'Object'
-  // The prototype's own constructor: a JSON key "constructor" on the value must not answer.
-  const constructor: unknown = Object.getOwnPropertyDescriptor(prototype, 'constructor')?.value
-  return typeof constructor === 'function' && constructor.name !== '' ? constructor.name : 'anonymous class'
-}
-
+/** superjson with Buffer, for query parameters (keys, statistics, manifests). */
 function newSerializer(): SuperJSON {
   const serializer = new SuperJSON()
   // pg returns bytea as Buffer; stock superjson would revive it as a plain Uint8Array.
@@ -136,75 +93,53 @@ export function validateTypes(value: unknown, name = 'types'): CacheType[] {
 
 export interface DecodedEntry {
   readonly generations: readonly string[]
-  readonly rowsText: string
+  /** The encoded rows (see {@link Codec.decodeRows}). */
+  readonly rows: Buffer
   /** When the entry expires in the store (ms since the epoch); 0: never. */
   readonly expiresAt: number
 }
 
 /**
  * One cache's serialisation of rows and entries. Rows round-trip as the driver
- * returned them (Date, bigint, Buffer, Uint8Array, undefined, Map, Set, JSON, and
- * the registered types), or are refused.
+ * returned them (Date, bigint, Buffer, typed arrays, undefined, Map, Set, JSON,
+ * and the registered types), or are refused (see row-encoding.ts).
  *
- * A stored entry is `k3.<fingerprint>\n<expires at>\n<generation>,<generation>,…\n<rows>`. The
- * fingerprint names the entry format and the registered types, so an entry
- * written under another configuration is not read. The generations are those
- * the rows were computed under, in the order the reader derives them, so a hit
- * is checked without parsing the rows first. The expiry (ms since the epoch, 0 for
- * none) lets a near copy expire with the entry it was read from.
+ * A stored entry is the text `k4.<fingerprint>\n<expires at>\n<generation>,…\n`
+ * followed by the encoded rows. The fingerprint names the entry format, the row
+ * encoding and the registered types, so an entry written under another
+ * configuration is not read. The generations are those the rows were computed
+ * under, in the order the reader derives them, so a hit is checked without
+ * decoding the rows first. The expiry (ms since the epoch, 0 for none) lets a
+ * near copy expire with the entry it was read from.
  */
 export class Codec {
-  /** Short hash of the entry format and the registered type names. */
+  /** Short hash of the entry format, the row encoding and the registered type names. */
   readonly fingerprint: string
-  readonly #serializer = newSerializer()
-  readonly #header: string
+  readonly #rows: RowEncoding
+  readonly #header: Buffer
   /** `column\0class` already warned about, so a hot query warns once. */
   readonly #warned = new Set<string>()
 
   /** `types` must have been checked by {@link validateTypes}. */
   constructor(types: readonly CacheType[] = []) {
-    for (const type of types) {
-      // Through the user's object, so methods that use `this` keep working.
-      this.#serializer.registerCustom<unknown, JsonValue>(
-        {
-          isApplicable: (value): value is unknown => type.isApplicable(value),
-          serialize: (value) => type.serialize(value),
-          deserialize: (value) => type.deserialize(value),
-        },
-        type.name,
-      )
-    }
-    // Registered last, so it sees only what no other rule claims.
-    this.#serializer.registerCustom<unknown, JsonValue>(
-      {
-        isApplicable: (value): value is unknown => isUnfaithful(value),
-        serialize: (value) => {
-          throw new UnfaithfulValue(value)
-        },
-        deserialize: () => {
-          throw new TypeError('cached entry holds a value that was never written')
-        },
-      },
-      UNFAITHFUL,
-    )
+    this.#rows = new RowEncoding(types)
     const names = types.map((type) => type.name).sort()
-    this.fingerprint = createHash('sha256').update(JSON.stringify([ENTRY_FORMAT, names])).digest('base64url').slice(0, 8)
-    this.#header = `${ENTRY_FORMAT}.${this.fingerprint}`
+    this.fingerprint = createHash('sha256')
+      .update(JSON.stringify([ENTRY_FORMAT, ROW_ENCODING_FORMAT, names]))
+      .digest('base64url')
+      .slice(0, 8)
+    this.#header = Buffer.from(`${ENTRY_FORMAT}.${this.fingerprint}\n`, 'latin1')
   }
 
-  /** Rows as text, or why they cannot be stored. */
-  tryEncodeRows(rows: readonly unknown[]): string | Uncacheable {
-    try {
-      return this.#serializer.stringify(rows)
-    } catch (error) {
-      return this.#locate(rows, error)
-    }
+  /** The rows' bytes, or why they cannot be stored. */
+  tryEncodeRows(rows: readonly unknown[]): Buffer | Uncacheable {
+    return this.#rows.encode(rows)
   }
 
-  /** Rows as text, or `undefined` (warned once per column and class) when they cannot be stored. */
-  encodeRows(rows: readonly unknown[]): string | undefined {
-    const encoded = this.tryEncodeRows(rows)
-    if (typeof encoded === 'string') return encoded
+  /** The rows' bytes, or `undefined` (warned once per column and class) when they cannot be stored. */
+  encodeRows(rows: readonly unknown[]): Buffer | undefined {
+    const encoded = this.#rows.encode(rows)
+    if (Buffer.isBuffer(encoded)) return encoded
     const seen = `${encoded.column}\u0000${encoded.className}`
     if (!this.#warned.has(seen)) {
       this.#warned.add(seen)
@@ -213,87 +148,34 @@ export class Codec {
     return undefined
   }
 
-  decodeRows(text: string): unknown[] {
-    const rows = this.#serializer.parse<unknown>(text)
-    if (!Array.isArray(rows)) {
-      throw new TypeError('cached entry does not hold a row array')
-    }
-    return rows
+  /** A fresh copy of the rows; throws on bytes this codec did not write. */
+  decodeRows(bytes: Uint8Array): unknown[] {
+    return this.#rows.decode(bytes)
   }
 
-  encodeEntry(generations: readonly string[], rowsText: string, expiresAt = 0): Buffer {
-    return Buffer.from(`${this.#header}\n${expiresAt}\n${generations.join(',')}\n${rowsText}`, 'utf8')
+  encodeEntry(generations: readonly string[], rows: Uint8Array, expiresAt = 0): Buffer {
+    const frame = Buffer.from(`${expiresAt}\n${generations.join(',')}\n`, 'latin1')
+    return Buffer.concat([this.#header, frame, rows])
   }
 
   /** `undefined` for anything that is not an entry of this codec (garbage, other releases or `types`). */
   decodeEntry(value: Buffer): DecodedEntry | undefined {
-    const text = value.toString('utf8')
     const header = this.#header
-    if (!text.startsWith(header) || text.charCodeAt(header.length) !== 0x0a) {
+    if (value.length < header.length || !value.subarray(0, header.length).equals(header)) {
       return undefined
     }
-    const second = text.indexOf('\n', header.length + 1)
-    const third = second < 0 ? -1 : text.indexOf('\n', second + 1)
+    const second = value.indexOf(0x0a, header.length)
+    const third = second < 0 ? -1 : value.indexOf(0x0a, second + 1)
     if (third < 0) {
       return undefined
     }
-    const expiresAt = Number(text.slice(header.length + 1, second))
+    const expiresAt = Number(value.toString('latin1', header.length, second))
     if (!Number.isSafeInteger(expiresAt) || expiresAt < 0) {
       return undefined
     }
-    const list = text.slice(second + 1, third)
-    return {
-      generations: list === '' ? [] : list.split(','),
-      rowsText: text.slice(third + 1),
-      expiresAt,
-    }
+    const list = value.toString('latin1', second + 1, third)
+    return { generations: list === '' ? [] : list.split(','), rows: value.subarray(third + 1), expiresAt }
   }
-
-  /** Only on failure: finds the column, walking the rows again. */
-  #locate(rows: readonly unknown[], error: unknown): Uncacheable {
-    if (error instanceof UnfaithfulValue) {
-      const kind = className(error.value)
-      for (const row of rows) {
-        if (row === null || typeof row !== 'object') continue
-        for (const [column, value] of Object.entries(row)) {
-          if (holds(value, error.value)) return { column, className: kind, reason: 'class' }
-        }
-      }
-      return { column: '?', className: kind, reason: 'class' }
-    }
-    const detail = error instanceof Error ? error.message : String(error)
-    // superjson stops at the first problem in row and column order: so does this.
-    for (const row of rows) {
-      if (row === null || typeof row !== 'object') continue
-      for (const [column, value] of Object.entries(row)) {
-        try {
-          this.#serializer.stringify({ [column]: value })
-        } catch {
-          return { column, className: className(value), reason: 'encode', detail }
-        }
-      }
-    }
-    return { column: '?', className: '?', reason: 'encode', detail }
-  }
-}
-
-/** Whether `target` is `value` or inside it, through the containers superjson walks. */
-function holds(value: unknown, target: unknown): boolean {
-  if (value === target) return true
-  if (value === null || typeof value !== 'object') return false
-  if (value instanceof Map) {
-    for (const [key, item] of value) if (holds(key, target) || holds(item, target)) return true
-    return false
-  }
-  if (value instanceof Set) {
-    for (const item of value) if (holds(item, target)) return true
-    return false
-  }
-  const prototype: unknown = Object.getPrototypeOf(value)
-  if (Array.isArray(value) || prototype === Object.prototype || prototype === null) {
-    for (const item of Object.values(value)) if (holds(item, target)) return true
-  }
-  return false
 }
 
 function warningText(problem: Uncacheable): string {
@@ -328,21 +210,21 @@ export function decodeValue(text: string): unknown {
 
 const defaultCodec = new Codec()
 
-/** Rows as text with the codec of a cache without `types`; throws when they cannot be stored. */
-export function encodeRows(rows: readonly unknown[]): string {
+/** Rows' bytes with the codec of a cache without `types`; throws when they cannot be stored. */
+export function encodeRows(rows: readonly unknown[]): Buffer {
   const encoded = defaultCodec.tryEncodeRows(rows)
-  if (typeof encoded !== 'string') {
+  if (!Buffer.isBuffer(encoded)) {
     throw new TypeError(warningText(encoded))
   }
   return encoded
 }
 
-export function decodeRows(text: string): unknown[] {
-  return defaultCodec.decodeRows(text)
+export function decodeRows(bytes: Uint8Array): unknown[] {
+  return defaultCodec.decodeRows(bytes)
 }
 
-export function encodeEntry(generations: readonly string[], rowsText: string, expiresAt = 0): Buffer {
-  return defaultCodec.encodeEntry(generations, rowsText, expiresAt)
+export function encodeEntry(generations: readonly string[], rows: Uint8Array, expiresAt = 0): Buffer {
+  return defaultCodec.encodeEntry(generations, rows, expiresAt)
 }
 
 export function decodeEntry(value: Buffer): DecodedEntry | undefined {

@@ -3,7 +3,7 @@ import { LRUCache } from 'lru-cache'
 /** One result kept in this process, with the generations it was computed under. */
 export interface NearEntry {
   /** The encoded rows, decoded afresh for every caller so no caller sees another's mutations. */
-  readonly rows: string
+  readonly rows: Buffer
   /** The generation tokens the rows were computed under, in the reader's key order. */
   readonly generations: readonly string[]
   /** The generation keys those tokens belong to, for dropping on this process's own writes. */
@@ -22,8 +22,8 @@ export interface NearCacheConfig {
   readonly trustMs: number
 }
 
-// A JS string costs two bytes a character; the entry object, its arrays and the LRU's slots about this much more.
-const ENTRY_OVERHEAD_BYTES = 200
+// The entry object, its arrays, the Buffer's header and the LRU's slots: about this much beyond the bytes.
+const ENTRY_OVERHEAD_BYTES = 300
 
 /**
  * The results this process served recently (L1), kept with the generation tokens
@@ -80,7 +80,7 @@ export class NearCache {
   /** Keeps `entry`, unless it alone exceeds the byte bound. */
   set(key: string, entry: NearEntry): void {
     if (sizeOf(key, entry) > this.#entries.maxSize) return
-    this.#entries.set(key, entry)
+    this.#entries.set(key, { ...entry, rows: ownBytes(entry.rows) })
     for (const generationKey of entry.generationKeys) {
       let keys = this.#readers.get(generationKey)
       if (keys === undefined) {
@@ -118,8 +118,20 @@ export class NearCache {
   }
 }
 
+/**
+ * `rows` in memory of their own: a slice of a larger buffer (Node's pool for small
+ * buffers, a fetched entry) would keep all of it alive, unaccounted for.
+ */
+function ownBytes(rows: Buffer): Buffer {
+  if (rows.byteOffset === 0 && rows.buffer.byteLength === rows.byteLength) return rows
+  const own = Buffer.allocUnsafeSlow(rows.byteLength)
+  rows.copy(own)
+  return own
+}
+
+/** Keys and tokens are ASCII (one byte a character in V8); rows are bytes. */
 function sizeOf(key: string, entry: NearEntry): number {
-  let characters = key.length + entry.rows.length
-  for (const token of entry.generations) characters += token.length
-  return 2 * characters + ENTRY_OVERHEAD_BYTES
+  let bytes = key.length + entry.rows.byteLength + ENTRY_OVERHEAD_BYTES
+  for (const token of entry.generations) bytes += token.length
+  return bytes
 }

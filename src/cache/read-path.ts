@@ -69,7 +69,7 @@ interface Flight {
   /** Served from the cache after all (a restored generation); not a database result. */
   readonly hit: boolean
   /** The rows as stored, so every joined caller gets its own copy; absent if they could not be encoded. */
-  readonly rowsText: string | undefined
+  readonly encoded: Buffer | undefined
   /** Read in the key's scope: callers that joined may have it (else they run their own query). */
   readonly shareable: boolean
   /** How long the database query took, when this flight ran one. */
@@ -189,11 +189,11 @@ export class ReadPath {
       await runner.run(CompiledQuery.raw('rollback')).catch(() => {})
       throw error
     }
-    const rowsText = this.#encode(result.rows)
+    const encoded = this.#encode(result.rows)
     warm.stored =
-      rowsText !== undefined &&
+      encoded !== undefined &&
       (await runner.storable()) &&
-      (await this.#put(key, this.#config.codec.encodeEntry(current.tokens, rowsText, expiryOf(entry.ttl)), entry.ttl))
+      (await this.#put(key, this.#config.codec.encodeEntry(current.tokens, encoded, expiryOf(entry.ttl)), entry.ttl))
   }
 
   /**
@@ -252,7 +252,7 @@ export class ReadPath {
     try {
       const rows = this.#config.codec.decodeRows(copy.rows)
       this.#counters.nearHit()
-      return { result: { rows }, rowsText: copy.rows, hit: true, shareable: true, databaseMs: undefined, expiresAt: copy.expiresAt }
+      return { result: { rows }, encoded: copy.rows, hit: true, shareable: true, databaseMs: undefined, expiresAt: copy.expiresAt }
     } catch (error) {
       this.#near?.delete(key)
       this.#failed(error)
@@ -262,9 +262,9 @@ export class ReadPath {
 
   /** Keeps rows near, unless this process wrote since the read began (they may predate its own write). */
   #keepNear(request: Request, generationKeys: readonly string[], tokens: readonly string[], flight: Flight): void {
-    if (this.#near === undefined || this.#writeEpoch() !== request.epoch || flight.rowsText === undefined) return
+    if (this.#near === undefined || this.#writeEpoch() !== request.epoch || flight.encoded === undefined) return
     this.#near.set(request.key, {
-      rows: flight.rowsText, generations: tokens, generationKeys, validatedAt: performance.now(), expiresAt: flight.expiresAt,
+      rows: flight.encoded, generations: tokens, generationKeys, validatedAt: performance.now(), expiresAt: flight.expiresAt,
     })
   }
 
@@ -303,10 +303,10 @@ export class ReadPath {
       return flight.result
     }
     // Rows read out of the key's scope, or that cannot be copied faithfully: run for this caller.
-    if (!flight.shareable || flight.rowsText === undefined) {
+    if (!flight.shareable || flight.encoded === undefined) {
       return request.runner.run(request.compiled, request.options)
     }
-    return { rows: this.#config.codec.decodeRows(flight.rowsText) }
+    return { rows: this.#config.codec.decodeRows(flight.encoded) }
   }
 
   /** The flight's own work: the generations to store under, then the query, under the farm-wide lock when degraded. */
@@ -345,15 +345,15 @@ export class ReadPath {
     const queryStarted = performance.now()
     const result = await request.runner.run(request.compiled, request.options)
     const databaseMs = performance.now() - queryStarted
-    const rowsText = this.#encode(result.rows)
+    const encoded = this.#encode(result.rows)
     const shareable = await request.runner.storable()
     const expiresAt = expiryOf(request.ttl)
     const stored =
       current.kind === 'proven' &&
-      rowsText !== undefined &&
+      encoded !== undefined &&
       shareable &&
-      (await budget.bound(this.#putResult(request.key, current.tokens, rowsText, request.ttl, expiresAt), false))
-    return { value: { result, rowsText, hit: false, shareable, databaseMs, expiresAt }, stored }
+      (await budget.bound(this.#putResult(request.key, current.tokens, encoded, request.ttl, expiresAt), false))
+    return { value: { result, encoded, hit: false, shareable, databaseMs, expiresAt }, stored }
   }
 
   /** Counts a served query and tells statistics and subscribers. */
@@ -390,9 +390,9 @@ export class ReadPath {
   }
 
   /** A hot result gets a copy on the next node too, so a node's death does not recompute every hot key it held. */
-  #putResult(key: string, generations: readonly string[], rowsText: string, ttl: number, expiresAt: number): Promise<boolean> {
+  #putResult(key: string, generations: readonly string[], encoded: Buffer, ttl: number, expiresAt: number): Promise<boolean> {
     const copies = this.#config.hotReplicas > 1 && this.#config.statistics?.isHot(key) ? this.#config.hotReplicas : 1
-    return this.#put(key, this.#config.codec.encodeEntry(generations, rowsText, expiresAt), ttl, copies)
+    return this.#put(key, this.#config.codec.encodeEntry(generations, encoded, expiresAt), ttl, copies)
   }
 
   /** Degraded mode: one process of the farm computes, the others wait and re-check. */
@@ -437,15 +437,15 @@ export class ReadPath {
       }
     }
     try {
-      const rows = this.#config.codec.decodeRows(entry.rowsText)
-      return { result: { rows }, rowsText: entry.rowsText, hit: true, shareable: true, databaseMs: undefined, expiresAt: entry.expiresAt }
+      const rows = this.#config.codec.decodeRows(entry.rows)
+      return { result: { rows }, encoded: entry.rows, hit: true, shareable: true, databaseMs: undefined, expiresAt: entry.expiresAt }
     } catch (error) {
       this.#failed(error)
       return undefined
     }
   }
 
-  #encode(rows: readonly unknown[]): string | undefined {
+  #encode(rows: readonly unknown[]): Buffer | undefined {
     const text = this.#config.codec.encodeRows(rows)
     // Rows the codec cannot bring back as they are (it warns once): not a cache failure, so not onError.
     if (text === undefined) this.#counters.uncacheable()
