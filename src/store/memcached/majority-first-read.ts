@@ -11,6 +11,29 @@ export class HomeNotAsked extends Error {
   }
 }
 
+// One instance for every home not asked: an error's stack costs microseconds, and a hit has two.
+const NOT_ASKED = new HomeNotAsked()
+
+/**
+ * Reads started in one synchronous stretch (the generations of one hit) share one
+ * hedge timer: a timer per read would cost more than the reads' own bookkeeping.
+ */
+let hedgeBatch: Array<() => void> | undefined
+
+function onHedge(hedgeAfterMs: number, hedge: () => void): void {
+  if (hedgeBatch === undefined) {
+    const batch: Array<() => void> = []
+    hedgeBatch = batch
+    queueMicrotask(() => {
+      hedgeBatch = undefined
+    })
+    setTimeout(() => {
+      for (const fire of batch) fire()
+    }, hedgeAfterMs).unref()
+  }
+  hedgeBatch.push(hedge)
+}
+
 /**
  * One answer per home, reading only as many homes as a majority first: when they
  * all hold the same value, that value is what any majority read could find (a
@@ -39,7 +62,7 @@ export function readMajorityFirst<T extends ReadableHome>(
       answers[index] = read(home)
     } else {
       answers[index] = new Promise((resolve, reject) => {
-        later.push((start) => (start ? read(home).then(resolve, reject) : reject(new HomeNotAsked())))
+        later.push((start) => (start ? read(home).then(resolve, reject) : reject(NOT_ASKED)))
       })
     }
   }
@@ -49,11 +72,9 @@ export function readMajorityFirst<T extends ReadableHome>(
   const decide = (start: boolean): void => {
     if (decided) return
     decided = true
-    clearTimeout(timer)
     for (const go of later) go(start)
   }
-  const timer = setTimeout(() => decide(true), hedgeAfterMs)
-  timer.unref()
+  onHedge(hedgeAfterMs, () => decide(true))
   const first = order.slice(0, needed).map(({ index }) => answers[index]!)
   Promise.all(first).then(
     (values) => decide(!allHoldSame(values)),
