@@ -6,6 +6,8 @@ import { Generations } from './generations.js'
 import type { AbortableOperationOptions, QueryRunner, WriteSet } from './query-runner.js'
 import { NearCache } from './near-cache.js'
 import { ReadPath } from './read-path.js'
+import { ResultWriter } from './result-writer.js'
+import { replayEntry } from './warm-path.js'
 import { WritePath, type InvalidationTarget } from './write-path.js'
 
 export type { CacheEngineConfig } from './engine-config.js'
@@ -27,6 +29,7 @@ export class CacheEngine {
   readonly #onError: (error: unknown) => void
   readonly #reads: ReadPath
   readonly #writes: WritePath
+  readonly #warming: Parameters<typeof replayEntry>[0]
 
   constructor(config: CacheEngineConfig) {
     this.#onError = config.onError
@@ -34,8 +37,10 @@ export class CacheEngine {
     const failed = (error: unknown): void => this.#failed(error)
     const near = config.nearCache === false ? undefined : new NearCache(config.nearCache)
     this.#writes = new WritePath({ defaultSchema: config.defaultSchema, generations, counters: this.counters, failed, near })
+    const writer = new ResultWriter(config, this.counters, failed)
+    this.#warming = { namespace: config.namespace, generations, writer, failed }
     this.#reads = new ReadPath({
-      engine: config, generations, counters: this.counters, writeEpoch: () => this.#writes.epoch, failed, near,
+      engine: config, generations, counters: this.counters, writeEpoch: () => this.#writes.epoch, failed, near, writer,
     })
   }
 
@@ -103,7 +108,7 @@ export class CacheEngine {
     const scope = await runner.keyScope()
     // Its rows would not be the key scope's: skipped.
     if (scope === undefined) return
-    await this.#reads.warm(runner, warm, scope)
+    await replayEntry(this.#warming, runner, warm, scope)
   }
 
   #failed(error: unknown): void {

@@ -1,4 +1,4 @@
-import type { CacheType } from './codec.js'
+import type { CacheType } from './cache-type.js'
 import type { SafeModeOptions } from './safe-lock.js'
 import type { StoreEvent } from '../store/memcached/memcached-store.js'
 import type { ModeChange } from '../tier/mode-view.js'

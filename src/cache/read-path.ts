@@ -1,12 +1,9 @@
-import { CompiledQuery, type QueryResult, type RootOperationNode } from 'kysely'
-import type { CacheMark, WarmMark } from '../kysely/cached.js'
-import type { KeyScope } from '../kysely/scope.js'
+import type { CompiledQuery, QueryResult, RootOperationNode } from 'kysely'
+import type { CacheMark } from '../kysely/cached.js'
 import { analyzeStatement, type StatementInfo } from '../kysely/statement.js'
 import { lockKey, queryKey } from '../keys.js'
 import { channels } from '../observability/channels.js'
 import type { QueryShape } from '../statistics/query-shape.js'
-import { StoreUnavailableError } from '../store/store.js'
-import { ValueTooLargeError } from '../store/value-too-large-error.js'
 import { Budget } from './budget.js'
 import type { CacheCounters } from './counters.js'
 import type { CacheEngineConfig } from './engine-config.js'
@@ -15,8 +12,10 @@ import type { Generations } from './generations.js'
 import { lookup, ABSENT, type Lookup } from './lookup.js'
 import type { NearCache, NearEntry } from './near-cache.js'
 import type { QuorumRead } from './quorum.js'
+import { expiryOf, type ResultWriter } from './result-writer.js'
 import { computeUnderLock, type SafeLockConfig } from './safe-lock.js'
 import { SingleFlight } from './single-flight.js'
+import { agreedTokens, currentTokens, sameTokens, UNPROVEN, versionOf, type Tokens } from './tokens.js'
 
 /** What the read path needs from the engine. */
 export interface ReadPathConfig {
@@ -27,6 +26,8 @@ export interface ReadPathConfig {
   readonly writeEpoch: () => number
   /** Counts and reports a cache failure. */
   readonly failed: (error: unknown) => void
+  /** Stores results as entries. */
+  readonly writer: ResultWriter
   /** This process's copies of recent results, or `undefined` when turned off. */
   readonly near: NearCache | undefined
 }
@@ -58,11 +59,6 @@ interface Probe {
   /** The tokens a majority held for every generation. */
   readonly agreed: Tokens
 }
-
-/** Generation tokens that prove the state of every table read, or none that do. */
-type Tokens = { readonly kind: 'proven'; readonly tokens: readonly string[] } | { readonly kind: 'unproven' }
-
-const UNPROVEN: Tokens = Object.freeze({ kind: 'unproven' })
 
 interface Flight {
   readonly result: QueryResult<unknown>
@@ -100,6 +96,7 @@ export class ReadPath {
   readonly #flights: SingleFlight<Flight>
   readonly #analysisBySql = new Map<string, StatementInfo>()
   readonly #near: NearCache | undefined
+  readonly #writer: ResultWriter
 
   constructor(config: ReadPathConfig) {
     this.#config = config.engine
@@ -109,6 +106,7 @@ export class ReadPath {
     this.#failed = config.failed
     this.#flights = new SingleFlight(config.engine.timeoutMs)
     this.#near = config.near
+    this.#writer = config.writer
   }
 
   /**
@@ -159,41 +157,6 @@ export class ReadPath {
       return hit.result
     }
     return this.#miss(request, probe)
-  }
-
-  /**
-   * Replays one warm-up entry: reads (or creates) its generations first, runs it
-   * in a read-only transaction on this connection, and stores the rows under
-   * those generations, as a miss would. Reports the outcome on the mark.
-   */
-  async warm(runner: QueryRunner, warm: WarmMark, scope: KeyScope): Promise<void> {
-    const { entry } = warm
-    // `entry.tables` were recorded resolved in the scope of the read, as the key was.
-    const key = queryKey(this.#config.namespace, entry.sql, entry.parameters, entry.tags, scope.id)
-    const generationKeys = this.#generations.keysFor(entry.tables, entry.tags)
-    // Read before the replay's query, as a miss does: a write after this read replaces them.
-    const read = await Promise.all(generationKeys.map((k) => this.#generations.read(k)))
-    if (read.some((generation) => generation.kind === 'unknown')) {
-      throw new StoreUnavailableError(`cannot read the generations of ${JSON.stringify(key)}`)
-    }
-    const current = await this.#current(generationKeys, read)
-    if (current.kind === 'unproven') {
-      throw new StoreUnavailableError(`cannot create the generations of ${JSON.stringify(key)}`)
-    }
-    await runner.run(CompiledQuery.raw('begin transaction read only'))
-    let result: QueryResult<unknown>
-    try {
-      result = await runner.run(CompiledQuery.raw(entry.sql, [...entry.parameters]))
-      await runner.run(CompiledQuery.raw('commit'))
-    } catch (error) {
-      await runner.run(CompiledQuery.raw('rollback')).catch(() => {})
-      throw error
-    }
-    const encoded = this.#encode(result.rows)
-    warm.stored =
-      encoded !== undefined &&
-      (await runner.storable()) &&
-      (await this.#put(key, this.#config.codec.encodeEntry(current.tokens, encoded, expiryOf(entry.ttl)), entry.ttl))
   }
 
   /**
@@ -315,7 +278,7 @@ export class ReadPath {
     const current =
       probe.entry.kind === 'failed'
         ? UNPROVEN
-        : await probe.budget.bound(this.#current(probe.generationKeys, probe.generations), UNPROVEN)
+        : await probe.budget.bound(currentTokens(this.#generations, probe.generationKeys, probe.generations, this.#failed), UNPROVEN)
     const compute = (): Promise<{ value: Flight; stored: boolean }> => this.#compute(request, current, probe.budget, started)
     const safeMode = this.#config.safeMode
     // Degraded: one process of the farm computes. Needs the generations, or nothing could be stored.
@@ -345,14 +308,14 @@ export class ReadPath {
     const queryStarted = performance.now()
     const result = await request.runner.run(request.compiled, request.options)
     const databaseMs = performance.now() - queryStarted
-    const encoded = this.#encode(result.rows)
+    const encoded = this.#writer.encode(result.rows)
     const shareable = await request.runner.storable()
     const expiresAt = expiryOf(request.ttl)
     const stored =
       current.kind === 'proven' &&
       encoded !== undefined &&
       shareable &&
-      (await budget.bound(this.#putResult(request.key, current.tokens, encoded, request.ttl, expiresAt), false))
+      (await budget.bound(this.#writer.putResult(request.key, current.tokens, encoded, request.ttl, expiresAt), false))
     return { value: { result, encoded, hit: false, shareable, databaseMs, expiresAt }, stored }
   }
 
@@ -368,31 +331,6 @@ export class ReadPath {
     if (channels.query.hasSubscribers) {
       channels.query.publish({ namespace: this.#config.namespace, key, outcome, ...(databaseMs === undefined ? {} : { databaseMs }) })
     }
-  }
-
-  /**
-   * The generations to store a result under, read before its query: those a
-   * majority held, with fresh ones for any no majority held. Unproven when any
-   * is unknown (too few homes answered) or could not be created: nothing is stored.
-   */
-  async #current(keys: readonly string[], read: readonly QuorumRead[]): Promise<Tokens> {
-    if (read.some((generation) => generation.kind === 'unknown')) return UNPROVEN
-    try {
-      const tokens = await Promise.all(keys.map((key, i) => {
-        const generation = read[i]!
-        return generation.kind === 'agreed' ? generation.value : this.#generations.create(key)
-      }))
-      return { kind: 'proven', tokens }
-    } catch (error) {
-      this.#failed(error)
-      return UNPROVEN
-    }
-  }
-
-  /** A hot result gets a copy on the next node too, so a node's death does not recompute every hot key it held. */
-  #putResult(key: string, generations: readonly string[], encoded: Buffer, ttl: number, expiresAt: number): Promise<boolean> {
-    const copies = this.#config.hotReplicas > 1 && this.#config.statistics?.isHot(key) ? this.#config.hotReplicas : 1
-    return this.#put(key, this.#config.codec.encodeEntry(generations, encoded, expiresAt), ttl, copies)
   }
 
   /** Degraded mode: one process of the farm computes, the others wait and re-check. */
@@ -428,13 +366,8 @@ export class ReadPath {
   /** An entry computed under exactly the current generations, else `undefined`. */
   #servable(value: Buffer, generations: readonly string[]): Flight | undefined {
     const entry = this.#config.codec.decodeEntry(value)
-    if (entry === undefined || entry.generations.length !== generations.length) {
+    if (entry === undefined || !sameTokens(entry.generations, generations)) {
       return undefined
-    }
-    for (let i = 0; i < generations.length; i++) {
-      if (generations[i] !== entry.generations[i]) {
-        return undefined
-      }
     }
     try {
       const rows = this.#config.codec.decodeRows(entry.rows)
@@ -445,74 +378,11 @@ export class ReadPath {
     }
   }
 
-  #encode(rows: readonly unknown[]): Buffer | undefined {
-    const text = this.#config.codec.encodeRows(rows)
-    // Rows the codec cannot bring back as they are (it warns once): not a cache failure, so not onError.
-    if (text === undefined) this.#counters.uncacheable()
-    return text
-  }
-
-  /**
-   * Resolves whether the value is now where `get` reads it. With `copies` > 1 it is
-   * also written to the next nodes: every copy is checked against the generations
-   * on read, so an old copy can never be served.
-   */
-  async #put(key: string, value: Buffer, ttl: number, copies = 1): Promise<boolean> {
-    const store = this.#config.store
-    if (value.length > store.maxValueBytes) {
-      this.#counters.oversize()
-      return false
-    }
-    try {
-      if (copies > 1) {
-        const [first] = await store.setReplicas(key, value, ttl, copies)
-        if (first !== true) throw first
-      } else {
-        await store.set(key, value, ttl)
-      }
-      this.#counters.stored()
-      return true
-    } catch (error) {
-      if (error instanceof ValueTooLargeError) {
-        this.#counters.oversize()
-      } else {
-        this.#failed(error)
-      }
-      return false
-    }
-  }
 }
 
 /** An abort signal's reason, as Kysely and the wrapped connection reject with it. */
 function isAbortReason(error: unknown): boolean {
   return error instanceof DOMException && (error.name === 'AbortError' || error.name === 'TimeoutError')
-}
-
-/** Proven when a majority agreed on every generation; else they prove nothing. */
-function agreedTokens(read: readonly QuorumRead[]): Tokens {
-  const tokens: string[] = []
-  for (const generation of read) {
-    if (generation.kind !== 'agreed') return UNPROVEN
-    tokens.push(generation.value)
-  }
-  return { kind: 'proven', tokens }
-}
-
-/** The absolute expiry of an entry stored now for `ttlSeconds` (0: none), as entries record it. */
-function expiryOf(ttlSeconds: number): number {
-  return ttlSeconds === 0 ? 0 : Date.now() + ttlSeconds * 1000
-}
-
-/** Whether a near copy was computed under exactly the tokens a majority holds now. */
-function sameTokens(kept: readonly string[], now: readonly string[]): boolean {
-  if (kept.length !== now.length) return false
-  for (let i = 0; i < kept.length; i++) if (kept[i] !== now[i]) return false
-  return true
-}
-
-/** The version a flight is shared by: only proven tokens make one. */
-function versionOf(tokens: Tokens): string | undefined {
-  return tokens.kind === 'proven' ? tokens.tokens.join(',') : undefined
 }
 
 /** What the statistics keep of a query, built only when its shape is first tracked. */

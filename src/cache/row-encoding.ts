@@ -1,4 +1,4 @@
-import type { CacheType, Uncacheable } from './codec.js'
+import type { CacheType, Uncacheable } from './cache-type.js'
 import { CUSTOM, ILL_FORMED_STRING, NEGATIVE_ZERO, ODD_OBJECT, packRows, Special, unpackRows } from './row-msgpack.js'
 
 /**

@@ -27,7 +27,7 @@
  * - `mapsAsObjects: false`: a msgpack map is read as a Map (plain objects are records).
  */
 import { createRequire } from 'node:module'
-import type { CacheType } from './codec.js'
+import type { CacheType } from './cache-type.js'
 
 type Msgpackr = typeof import('msgpackr')
 

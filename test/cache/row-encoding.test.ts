@@ -1,7 +1,7 @@
 import { deepStrictEqual } from 'node:assert/strict'
 import { Unpackr } from 'msgpackr'
 import { describe, expect, it } from 'vitest'
-import type { CacheType } from '../../src/cache/codec.js'
+import type { CacheType } from '../../src/cache/cache-type.js'
 import { RowEncoding } from '../../src/cache/row-encoding.js'
 import { Decimal, decimalType } from '../harness/decimal.js'
 
