@@ -1,5 +1,6 @@
 import type { QueryCacheOptions } from './query-cache-options.js'
-import { MemcachedStore, type StoreEvent } from '../store/memcached/memcached-store.js'
+import { MemcachedStore } from '../store/memcached/memcached-store.js'
+import type { StoreEvent } from '../store/memcached/store-event.js'
 import { MemoryStore } from '../store/memory-store.js'
 import type { Store } from '../store/store.js'
 import { delayMs, integerFrom, positiveInteger, rejectUnknown, requireOptionsObject, wholeSeconds } from '../util/validate.js'

@@ -1,6 +1,6 @@
 import type { CacheType } from './cache-type.js'
 import type { SafeModeOptions } from './safe-lock.js'
-import type { StoreEvent } from '../store/memcached/memcached-store.js'
+import type { StoreEvent } from '../store/memcached/store-event.js'
 import type { ModeChange } from '../tier/mode-view.js'
 import type { Store } from '../store/store.js'
 import type { MetricsRegistry } from '../observability/metrics.js'

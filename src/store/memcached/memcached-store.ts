@@ -4,11 +4,13 @@ import type { NodeAwareStore, NodeState } from '../node-aware-store.js'
 import type { Store } from '../store.js'
 import { assertCounterArguments, assertStoreKey, assertStoreValue, assertTtlSeconds, StoreUnavailableError } from '../store.js'
 import { ValueTooLargeError } from '../value-too-large-error.js'
-import { asError, Connection, NodeFailure } from './connection.js'
+import { asError, NodeFailure } from './connection.js'
 import { EMPTY, exptime, garbledReason, incrementExtras, OPCODE, STATUS, statusText, storageExtras, type Operation } from './protocol.js'
 import { NodeRing, type NodeHealth } from './ring.js'
 import { parseServerList } from './server-address.js'
 import { readMajorityFirst } from './majority-first-read.js'
+import { NodeSupervisor } from './node-supervisor.js'
+import type { StoreEvent } from './store-event.js'
 
 /**
  * A home that has not answered a majority read within this long is presumed hung and
@@ -46,31 +48,6 @@ export interface MemcachedStoreOptions {
   /** Receives node-down, node-up and per-operation error events. Must not throw. */
   onEvent?: (event: StoreEvent) => void
 }
-
-/** What {@link MemcachedStoreOptions.onEvent} receives. */
-export type StoreEvent =
-  | {
-      /** The node reached `failureThreshold` consecutive failures and left the ring. */
-      type: 'node-down'
-      node: string
-      reason: string
-    }
-  | {
-      /**
-       * A down node is back on the ring. `flushed`: this store flushed it after it
-       * answered a probe; `false` when a {@link MemcachedStore.holdDown} was
-       * released (whoever held it down flushed it).
-       */
-      type: 'node-up'
-      node: string
-      flushed: boolean
-    }
-  | {
-      /** One operation (or probe) on the node failed. */
-      type: 'error'
-      node: string
-      error: Error
-    }
 
 const KNOWN_OPTIONS = [
   'servers',
@@ -110,9 +87,7 @@ export class MemcachedStore implements NodeAwareStore {
   /** Largest value, in bytes, this store sends. */
   readonly maxValueBytes: number
   readonly #ring: NodeRing
-  readonly #timeoutMs: number
-  readonly #failureThreshold: number
-  readonly #retryAfterMs: number
+  readonly #supervisor: NodeSupervisor
   readonly #fallbackTtlSeconds: number
   readonly #onEvent: ((event: StoreEvent) => void) | undefined
   /** This process's own order of the nodes for majority reads (see readHomes). */
@@ -127,9 +102,9 @@ export class MemcachedStore implements NodeAwareStore {
   constructor(options: MemcachedStoreOptions) {
     rejectUnknown(requireOptionsObject(options, 'MemcachedStore'), KNOWN_OPTIONS, 'MemcachedStore')
     const addresses = parseServerList(options.servers, 'servers')
-    this.#timeoutMs = options.timeoutMs === undefined ? 250 : delayMs(options.timeoutMs, 'timeoutMs')
-    this.#failureThreshold = options.failureThreshold === undefined ? 3 : positiveInteger(options.failureThreshold, 'failureThreshold')
-    this.#retryAfterMs = options.retryAfterMs === undefined ? 5000 : delayMs(options.retryAfterMs, 'retryAfterMs')
+    const timeoutMs = options.timeoutMs === undefined ? 250 : delayMs(options.timeoutMs, 'timeoutMs')
+    const failureThreshold = options.failureThreshold === undefined ? 3 : positiveInteger(options.failureThreshold, 'failureThreshold')
+    const retryAfterMs = options.retryAfterMs === undefined ? 5000 : delayMs(options.retryAfterMs, 'retryAfterMs')
     this.#fallbackTtlSeconds =
       options.fallbackTtlSeconds === undefined ? 10 : wholeSeconds(options.fallbackTtlSeconds, 'fallbackTtlSeconds')
     this.maxValueBytes =
@@ -139,6 +114,7 @@ export class MemcachedStore implements NodeAwareStore {
     }
     this.#onEvent = options.onEvent
     this.#ring = new NodeRing(addresses)
+    this.#supervisor = new NodeSupervisor(this.#ring, { timeoutMs, failureThreshold, retryAfterMs, emit: (event) => this.#emit(event) })
     this.#preference = shuffledRanks(addresses.map((address) => address.id))
   }
 
@@ -405,42 +381,15 @@ export class MemcachedStore implements NodeAwareStore {
   /** Closes every connection and timer; later calls reject with {@link StoreUnavailableError}. */
   async close(): Promise<void> {
     this.#closed = true
-    for (const node of this.#ring.nodes) {
-      clearTimeout(node.probeTimer)
-      node.probeTimer = undefined
-      node.connection?.destroy(new NodeFailure('reset', 'store closed'))
-      node.connection = undefined
-    }
+    this.#supervisor.close()
   }
 
   /**
    * Keeps `nodes` off the ring because someone with a wider view (the tier
-   * monitor's shared flag) says they are down, and stops probing them.
-   *
-   * A node that leaves the hold while off the ring either rejoins at once without
-   * a flush (`released: 'flushed'`: the monitor flushed it when it came back, and
-   * other processes may already be writing to it), or goes back to this store's
-   * own probe-then-flush (`'probe'`: the monitor is gone, nobody vouches for it).
+   * monitor's shared flag) says they are down (see {@link NodeSupervisor.holdDown}).
    */
   holdDown(nodes: ReadonlySet<string>, released: 'flushed' | 'probe'): void {
-    for (const node of this.#ring.nodes) {
-      const held = nodes.has(node.address.id)
-      if (held === node.held) continue
-      node.held = held
-      if (held) {
-        clearTimeout(node.probeTimer)
-        node.probeTimer = undefined
-        if (node.up) this.#markDown(node, new NodeFailure('reset', 'reported down by the tier monitor'))
-      } else if (!node.up) {
-        if (released === 'flushed') {
-          clearTimeout(node.probeTimer)
-          node.probeTimer = undefined
-          this.#rejoin(node, false)
-        } else {
-          this.#scheduleProbe(node)
-        }
-      }
-    }
+    this.#supervisor.holdDown(nodes, released)
   }
 
   /** memcached's exptime for a relative TTL, capped when the key is away from home. */
@@ -452,16 +401,6 @@ export class MemcachedStore implements NodeAwareStore {
     return exptime(ttl)
   }
 
-  #connectionFor(node: NodeHealth): Connection {
-    if (node.connection === undefined) {
-      const connection: Connection = new Connection(node.address, this.#timeoutMs, (failure) =>
-        this.#onBroken(node, connection, failure),
-      )
-      node.connection = connection
-    }
-    return node.connection
-  }
-
   async #call(
     node: NodeHealth,
     operation: Operation,
@@ -469,7 +408,7 @@ export class MemcachedStore implements NodeAwareStore {
     extras: Buffer,
     value: Buffer,
   ): Promise<MemjsResponse> {
-    const connection = this.#connectionFor(node)
+    const connection = this.#supervisor.connectionFor(node)
     let response: MemjsResponse
     try {
       response = await connection.request(OPCODE[operation], key, extras, value)
@@ -486,81 +425,6 @@ export class MemcachedStore implements NodeAwareStore {
       node.consecutiveFailures = 0
     }
     return response
-  }
-
-  /** Counts one failure per broken connection, not one per request that was on it. */
-  #onBroken(node: NodeHealth, connection: Connection, failure: NodeFailure): void {
-    if (node.connection === connection) {
-      node.connection = undefined
-    }
-    if (this.#closed || !node.up) {
-      return
-    }
-    node.consecutiveFailures++
-    // Nothing listens on its port: the process is gone, no need to wait for more proof. A hang
-    // (timeouts) may be a blip, so it takes `failureThreshold` in a row.
-    if (failure.kind === 'refused' || node.consecutiveFailures >= this.#failureThreshold) {
-      this.#markDown(node, failure)
-    }
-  }
-
-  #markDown(node: NodeHealth, failure: NodeFailure): void {
-    this.#ring.markDown(node)
-    this.#emit({
-      type: 'node-down',
-      node: node.address.id,
-      reason:
-        node.held || failure.kind === 'refused'
-          ? failure.message
-          : `${node.consecutiveFailures} consecutive failures, last: ${failure.message}`,
-    })
-    if (!node.held) this.#scheduleProbe(node)
-  }
-
-  #scheduleProbe(node: NodeHealth): void {
-    clearTimeout(node.probeTimer)
-    node.probeTimer = setTimeout(() => {
-      node.probeTimer = undefined
-      this.#probe(node).catch(() => {
-        // #probe handles its own failures; this only guards against a stray throw.
-      })
-    }, this.#retryAfterMs)
-    node.probeTimer.unref()
-  }
-
-  async #probe(node: NodeHealth): Promise<void> {
-    if (this.#closed || node.up || node.held) {
-      return
-    }
-    const connection = this.#connectionFor(node)
-    try {
-      const version = await connection.request(OPCODE.version, '', EMPTY, EMPTY)
-      if (version.header.opcode !== OPCODE.version || version.header.status !== STATUS.ok) {
-        const failure = new NodeFailure('garbled', 'garbled reply to version probe')
-        connection.breakWith(failure)
-        throw failure
-      }
-      const flush = await connection.request(OPCODE.flush, '', EMPTY, EMPTY)
-      if (flush.header.opcode !== OPCODE.flush || flush.header.status !== STATUS.ok) {
-        // Alive but not flushable: rejoining would serve stale values, so stay out.
-        throw new Error(`flush_all refused: ${statusText(flush)}`)
-      }
-    } catch (error) {
-      if (!this.#closed) {
-        this.#emit({ type: 'error', node: node.address.id, error: asError(error) })
-        this.#scheduleProbe(node)
-      }
-      return
-    }
-    if (this.#closed || node.up || node.held) {
-      return
-    }
-    this.#rejoin(node, true)
-  }
-
-  #rejoin(node: NodeHealth, flushed: boolean): void {
-    this.#ring.markUp(node)
-    this.#emit({ type: 'node-up', node: node.address.id, flushed })
   }
 
   #operationFailed(node: NodeHealth, operation: string, key: string, error: unknown): Error {
