@@ -23,7 +23,8 @@
  *   s1  one MemcachedStore.get of D's entry (the library's store, no engine)
  *   s3  three MemcachedStore.get in parallel (D's entry and its 2 generations)
  *   key queryKey(): the library's key derivation (SHA-256 of SQL + typed parameters)
- *   dec decodeEntry + decodeRows of D's entry (the library's codec, superjson inside)
+ *   gr  the two generation reads of D by majority (two homes each, the third only on disagreement)
+ *   dec decodeEntry + decodeRows of D's entry (the library's codec: msgpackr row encoding)
  *   jp  JSON.parse of the same rows as plain JSON (the floor of any JSON-based codec)
  *   tc  prototype of a typed-column codec: JSON.parse + reviving only the Date/bigint columns
  *       (pg rows share their columns, so types are noted once per column, not per value)
@@ -41,6 +42,7 @@ import memjs from 'memjs'
 import pg from 'pg'
 import SuperJSON from 'superjson'
 import { decodeEntry, decodeRows } from '../src/cache/codec.js'
+import { Generations } from '../src/cache/generations.js'
 import { createQueryCache, MemcachedStore, type QueryCache } from '../src/index.js'
 import { namespaceGenerationKey, queryKey, tableGenerationKey } from '../src/keys.js'
 import { explicitScopeId } from '../src/kysely/scope.js'
@@ -326,6 +328,7 @@ async function main(): Promise<void> {
     const entryKey = queryKey('benchhit', compiledD.sql, compiledD.parameters, [], explicitScopeId(SCOPE))
     const generationKeys = [namespaceGenerationKey('benchhit'), tableGenerationKey('benchhit', `${schema}.item`)]
     await query(viaRemote).cached({ ttl: TTL }).execute()
+    const generations = new Generations(store, 'benchhit', 3)
     const entry = await store.get(entryKey)
     if (entry === undefined) throw new Error(`D's entry is not at ${entryKey}`)
     for (const key of generationKeys) {
@@ -339,6 +342,13 @@ async function main(): Promise<void> {
         label: '3 MemcachedStore.get in parallel',
         ops: OPS,
         run: async () => (await Promise.all([store.get(entryKey), store.get(generationKeys[0]!), store.get(generationKeys[1]!)]), reference),
+      },
+      {
+        id: 'gr',
+        component: true,
+        label: '2 generation majority reads (what a near hit sends)',
+        ops: OPS,
+        run: async () => (await Promise.all(generationKeys.map((key) => generations.read(key))), reference),
       },
       {
         id: 'key',
@@ -370,7 +380,7 @@ async function main(): Promise<void> {
     )
     const only = flags.only?.split(',').map((id) => id.trim())
     const variants = only === undefined ? all : all.filter((v) => only.includes(v.id))
-    if (variants.length === 0) throw new Error(`--only ${flags.only} names no variant (A, B, C, C', D, D0, E, k, g1, g3, g3w, p, s1, s3, key, dec, jp, tc)`)
+    if (variants.length === 0) throw new Error(`--only ${flags.only} names no variant (A, B, C, C', D, D0, E, k, g1, g3, g3w, p, s1, s3, gr, key, dec, jp, tc)`)
 
     // Every variant returns exactly the rows pg returned (Date, bigint, numeric, jsonb), hits included.
     for (const variant of variants) {
