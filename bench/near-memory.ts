@@ -6,15 +6,15 @@
  * times. Results are 1–40 rows of a realistic shape (text, timestamp, bigint, numeric,
  * jsonb), encoded by the library's codec as the read path keeps them. Then, after a
  * full garbage collection, the process's memory above a baseline taken before the
- * cache existed (V8 heap plus external and ArrayBuffer memory: an encoded copy may
- * live outside the heap) is compared with the bound and with the cache's own count.
+ * cache existed (V8 heap plus external memory, where Buffers keep their bytes: an
+ * encoded copy lives outside the heap) is compared with the bound and with the cache's own count.
  *
  * Run with `node --expose-gc` (the npm script does). Writes bench/results/near-memory-<date>.json.
  */
 import { parseArgs } from 'node:util'
 import { Codec } from '../src/cache/codec.js'
 import { NearCache } from '../src/cache/near-cache.js'
-import { describeMachine, formatTable, machineLine, round, today, writeResult } from './lib/common.js'
+import { describeMachine, formatTable, machineLine, round, seededRandom, today, writeResult } from './lib/common.js'
 import { Zipf } from './lib/drill-shapes.js'
 
 const { values: flags } = parseArgs({
@@ -36,7 +36,8 @@ function used(): number {
   gc!()
   gc!()
   const memory = process.memoryUsage()
-  return memory.heapUsed + memory.external + memory.arrayBuffers
+  // `external` includes `arrayBuffers` (every Buffer's bytes): counted once.
+  return memory.heapUsed + memory.external
 }
 
 /** Rows of query `key`: a deterministic size from 1 to 40 rows. */
@@ -54,12 +55,10 @@ function rowsOf(key: number): unknown[] {
 const machine = await describeMachine()
 const codec = new Codec()
 const zipf = new Zipf(KEYS, 1)
-let seed = 1
-const random = (): number => {
-  seed = (seed * 1103515245 + 12345) & 0x7fffffff
-  return seed / 0x80000000
-}
+const random = seededRandom(1)
 
+// The bench's own structures (the Zipf table, the codec's buffers) exist before the baseline.
+codec.encodeRows(rowsOf(0))
 const baseline = used()
 const near = new NearCache({ maxBytes: MAX_BYTES, maxEntries: KEYS, trustMs: 0 })
 let inserted = 0

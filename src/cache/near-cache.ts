@@ -22,8 +22,11 @@ export interface NearCacheConfig {
   readonly trustMs: number
 }
 
-// The entry object, its arrays, the Buffer's header and the LRU's slots: about this much beyond the bytes.
-const ENTRY_OVERHEAD_BYTES = 300
+// The entry object, its arrays, the Buffer and ArrayBuffer objects, the index and the LRU's slots:
+// measured by bench:near-memory at about this much beyond the bytes.
+const ENTRY_OVERHEAD_BYTES = 560
+// Per slot of lru-cache's preallocated arrays (keys, values, links, sizes).
+const SLOT_BYTES = 32
 
 /**
  * The results this process served recently (L1), kept with the generation tokens
@@ -51,7 +54,8 @@ export class NearCache {
     this.trustMs = config.trustMs
     this.#entries = new LRUCache<string, NearEntry>({
       max: config.maxEntries,
-      maxSize: config.maxBytes,
+      // lru-cache allocates its slot arrays for `max` entries up front: that memory is part of the bound.
+      maxSize: Math.max(config.maxBytes - config.maxEntries * SLOT_BYTES, Math.floor(config.maxBytes / 2)),
       sizeCalculation: (entry, key) => sizeOf(key, entry),
       dispose: (entry, key) => this.#unindex(key, entry),
     })
