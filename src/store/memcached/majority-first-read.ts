@@ -61,9 +61,12 @@ export function readMajorityFirst<T extends ReadableHome>(
     if (position < needed) {
       answers[index] = read(home)
     } else {
-      answers[index] = new Promise((resolve, reject) => {
+      const answer = new Promise<Buffer | undefined>((resolve, reject) => {
         later.push((start) => (start ? read(home).then(resolve, reject) : reject(NOT_ASKED)))
       })
+      // A caller done once a majority agreed need not wait for it: never an unhandled rejection.
+      answer.catch(() => {})
+      answers[index] = answer
     }
   }
   if (later.length === 0) return answers
