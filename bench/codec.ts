@@ -200,7 +200,7 @@ function variants(): Variant[] {
     {
       id: 'codec',
       label: 'Codec now: rows + entry framing',
-      encode: (input) => codec.encodeEntry(generations, codec.tryEncodeRows(input) as Buffer, 1_800_000_000_000),
+      encode: (input) => codec.encodeEntry(generations, codec.tryEncodeRows(input) as Buffer, { freshUntil: 1_800_000_000_000, expiresAt: 1_800_000_060_000, computeMs: 12 }),
       decode: (entry) => codec.decodeRows(codec.decodeEntry(entry as Buffer)!.rows),
     },
     {

@@ -12,7 +12,7 @@
  * Run with `node --expose-gc` (the npm script does). Writes bench/results/near-memory-<date>.json.
  */
 import { parseArgs } from 'node:util'
-import { Codec } from '../src/cache/codec.js'
+import { Codec, TIMELESS } from '../src/cache/codec.js'
 import { NearCache } from '../src/cache/near-cache.js'
 import { describeMachine, formatTable, machineLine, round, seededRandom, today, writeResult } from './lib/common.js'
 import { Zipf } from './lib/drill-shapes.js'
@@ -71,7 +71,7 @@ for (let i = 0; i < REQUESTS; i++) {
     continue
   }
   const rows = codec.encodeRows(rowsOf(key))!
-  near.set(name, { rows, generations: ['mk3x1a.AbCdEfGh', `mk3x1b.${key}`], generationKeys: ['bench:g:n', 'bench:g:t:public.item'], validatedAt: 0, expiresAt: 0 })
+  near.set(name, { rows, generations: ['mk3x1a.AbCdEfGh', `mk3x1b.${key}`], generationKeys: ['bench:g:n', 'bench:g:t:public.item'], validatedAt: 0, times: TIMELESS })
   inserted++
 }
 const measured = used() - baseline

@@ -13,7 +13,7 @@ const RESERVED = new Set([BUFFER, 'kysely-memcache:unfaithful'])
  * Bump when a release changes how entries are framed: entries of other releases
  * then miss instead of being misread. (The row encoding versions itself too.)
  */
-const ENTRY_FORMAT = 'k4'
+const ENTRY_FORMAT = 'k5'
 
 /** superjson with Buffer, for query parameters (keys, statistics, manifests). */
 function newSerializer(): SuperJSON {
@@ -63,12 +63,27 @@ export function validateTypes(value: unknown, name = 'types'): CacheType[] {
   return value as CacheType[]
 }
 
+/**
+ * When an entry stops being fresh and when it goes (ms since the epoch, 0 for never),
+ * and how long computing it took: what early refresh and stale-while-revalidate decide by.
+ */
+export interface EntryTimes {
+  /** Served as fresh until then. */
+  readonly freshUntil: number
+  /** Served (stale, refreshed in the background) until then, where `swr` allows; gone after. */
+  readonly expiresAt: number
+  /** Milliseconds the database took to compute it (XFetch's δ). */
+  readonly computeMs: number
+}
+
+/** Times of an entry that never expires and was free to compute. */
+export const TIMELESS: EntryTimes = Object.freeze({ freshUntil: 0, expiresAt: 0, computeMs: 0 })
+
 export interface DecodedEntry {
   readonly generations: readonly string[]
   /** The encoded rows (see {@link Codec.decodeRows}). */
   readonly rows: Buffer
-  /** When the entry expires in the store (ms since the epoch); 0: never. */
-  readonly expiresAt: number
+  readonly times: EntryTimes
 }
 
 /**
@@ -76,13 +91,13 @@ export interface DecodedEntry {
  * returned them (Date, bigint, Buffer, typed arrays, undefined, Map, Set, JSON,
  * and the registered types), or are refused (see row-encoding.ts).
  *
- * A stored entry is the text `k4.<fingerprint>\n<expires at>\n<generation>,…\n`
+ * A stored entry is the text `k5.<fingerprint>\n<fresh until>,<expires at>,<compute ms>\n<generation>,…\n`
  * followed by the encoded rows. The fingerprint names the entry format, the row
  * encoding and the registered types, so an entry written under another
  * configuration is not read. The generations are those the rows were computed
  * under, in the order the reader derives them, so a hit is checked without
- * decoding the rows first. The expiry (ms since the epoch, 0 for none) lets a
- * near copy expire with the entry it was read from.
+ * decoding the rows first. The times (see {@link EntryTimes}) let a near copy
+ * expire with the entry it was read from, and a hit refresh early or serve stale.
  */
 export class Codec {
   /** Short hash of the entry format, the row encoding and the registered type names. */
@@ -125,8 +140,11 @@ export class Codec {
     return this.#rows.decode(bytes)
   }
 
-  encodeEntry(generations: readonly string[], rows: Uint8Array, expiresAt = 0): Buffer {
-    const frame = Buffer.from(`${expiresAt}\n${generations.join(',')}\n`, 'latin1')
+  encodeEntry(generations: readonly string[], rows: Uint8Array, times: EntryTimes = TIMELESS): Buffer {
+    const frame = Buffer.from(
+      `${times.freshUntil},${times.expiresAt},${Math.round(times.computeMs)}\n${generations.join(',')}\n`,
+      'latin1',
+    )
     return Buffer.concat([this.#header, frame, rows])
   }
 
@@ -141,12 +159,13 @@ export class Codec {
     if (third < 0) {
       return undefined
     }
-    const expiresAt = Number(value.toString('latin1', header.length, second))
-    if (!Number.isSafeInteger(expiresAt) || expiresAt < 0) {
+    const numbers = value.toString('latin1', header.length, second).split(',').map(Number)
+    if (numbers.length !== 3 || !numbers.every((n) => Number.isSafeInteger(n) && n >= 0)) {
       return undefined
     }
+    const [freshUntil, expiresAt, computeMs] = numbers as [number, number, number]
     const list = value.toString('latin1', second + 1, third)
-    return { generations: list === '' ? [] : list.split(','), rows: value.subarray(third + 1), expiresAt }
+    return { generations: list === '' ? [] : list.split(','), rows: value.subarray(third + 1), times: { freshUntil, expiresAt, computeMs } }
   }
 }
 
@@ -195,8 +214,8 @@ export function decodeRows(bytes: Uint8Array): unknown[] {
   return defaultCodec.decodeRows(bytes)
 }
 
-export function encodeEntry(generations: readonly string[], rows: Uint8Array, expiresAt = 0): Buffer {
-  return defaultCodec.encodeEntry(generations, rows, expiresAt)
+export function encodeEntry(generations: readonly string[], rows: Uint8Array, times: EntryTimes = TIMELESS): Buffer {
+  return defaultCodec.encodeEntry(generations, rows, times)
 }
 
 export function decodeEntry(value: Buffer): DecodedEntry | undefined {

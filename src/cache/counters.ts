@@ -39,6 +39,12 @@ export interface CacheStats {
   readonly lockAbandoned: number
   /** Changes of this process's mode (normal ↔ degraded). */
   readonly modeTransitions: number
+  /** Background refreshes started before a hot result expired (early refresh). */
+  readonly earlyRefreshes: number
+  /** Hits served past their TTL within `swr`, while refreshed in the background. */
+  readonly staleServed: number
+  /** Background refreshes that failed (the stored result stays until it expires). */
+  readonly refreshFailures: number
 }
 
 type Counts = { -readonly [K in keyof CacheStats]: CacheStats[K] }
@@ -72,6 +78,9 @@ export class CacheCounters {
     lockUnavailable: 0,
     lockAbandoned: 0,
     modeTransitions: 0,
+    earlyRefreshes: 0,
+    staleServed: 0,
+    refreshFailures: 0,
   }
 
   /** Hits so far; the mode view reports what it served since its last report. */
@@ -153,6 +162,18 @@ export class CacheCounters {
 
   modeChanged(): void {
     this.#counts.modeTransitions++
+  }
+
+  earlyRefreshed(): void {
+    this.#counts.earlyRefreshes++
+  }
+
+  staleServed(): void {
+    this.#counts.staleServed++
+  }
+
+  refreshFailed(): void {
+    this.#counts.refreshFailures++
   }
 
   /** A copy: later events do not change it. */

@@ -4,7 +4,7 @@ import { Codec, validateTypes } from './codec.js'
 import { createCachingDialect } from '../kysely/caching-dialect.js'
 import { resolveWrapOptions, type WrapDialectOptions } from '../kysely/scope.js'
 import { validateNamespace } from '../keys.js'
-import { delayMs, describe, positiveInteger, rejectUnknown, requireOptionsObject, tagList, ttlSeconds } from '../util/validate.js'
+import { delayMs, describe, positiveInteger, positiveNumber, rejectUnknown, requireOptionsObject, tagList, ttlSeconds } from '../util/validate.js'
 import type { CacheStats } from './counters.js'
 import { ModeView } from '../tier/mode-view.js'
 import { resolveSafeMode } from './safe-lock.js'
@@ -83,7 +83,7 @@ export interface QueryCache {
 const KNOWN_OPTIONS = [
   'servers', 'store', 'namespace', 'defaultTtl', 'timeoutMs', 'failureThreshold', 'retryAfterMs',
   'fallbackTtl', 'maxValueBytes', 'generationReplicas', 'hotReplicas', 'memory', 'defaultSchema', 'onError',
-  'safeMode', 'modeRefreshMs', 'settleMs', 'onEvent', 'statistics', 'metrics', 'types', 'nearCache',
+  'safeMode', 'modeRefreshMs', 'settleMs', 'onEvent', 'statistics', 'metrics', 'types', 'nearCache', 'earlyRefresh', 'ttlJitter',
 ]
 
 /**
@@ -118,6 +118,8 @@ export function createQueryCache(options: QueryCacheOptions = {}): QueryCache {
   const timeoutMs = delayMs(options.timeoutMs ?? 250, 'timeoutMs')
   const settleMs = options.settleMs === 0 ? 0 : delayMs(options.settleMs ?? 30_000, 'settleMs')
   const codec = new Codec(validateTypes(options.types ?? []))
+  const earlyRefresh = resolveEarlyRefresh(options.earlyRefresh)
+  const ttlJitter = options.ttlJitter === undefined ? 0.1 : fractionUpTo(options.ttlJitter, 'ttlJitter', 0.5)
 
   const statisticsOptions = resolveStatistics(options.statistics)
   const statistics =
@@ -158,6 +160,8 @@ export function createQueryCache(options: QueryCacheOptions = {}): QueryCache {
     hotReplicas,
     codec,
     nearCache,
+    earlyRefresh,
+    ttlJitter,
     onError,
   })
   if (shared) {
@@ -274,4 +278,21 @@ export function createQueryCache(options: QueryCacheOptions = {}): QueryCache {
       await store.close()
     },
   }
+}
+
+/** `earlyRefresh` checked: XFetch's β, or `false`. */
+function resolveEarlyRefresh(value: unknown): number | false {
+  if (value === false) return false
+  if (value === undefined) return 1
+  rejectUnknown(requireOptionsObject(value, 'earlyRefresh'), ['beta'], 'earlyRefresh')
+  const { beta } = value as { beta?: unknown }
+  return beta === undefined ? 1 : positiveNumber(beta, 'earlyRefresh.beta', 'compute times')
+}
+
+/** A number from 0 to `max`. */
+function fractionUpTo(value: unknown, name: string, max: number): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > max) {
+    throw new RangeError(`${name} must be a number from 0 to ${max}, got ${describe(value)}`)
+  }
+  return value
 }

@@ -26,5 +26,9 @@ export interface CacheEngineConfig {
   readonly codec: Codec
   /** This process's copies of recent results, or `false` when turned off. */
   readonly nearCache: NearCacheConfig | false
+  /** XFetch's β for early refresh (higher: earlier), or `false` when turned off. */
+  readonly earlyRefresh: number | false
+  /** Each stored TTL is spread by ± this fraction, so results written together do not expire together. */
+  readonly ttlJitter: number
   readonly onError: (error: unknown) => void
 }

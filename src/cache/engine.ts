@@ -38,7 +38,7 @@ export class CacheEngine {
     const near = config.nearCache === false ? undefined : new NearCache(config.nearCache)
     this.#writes = new WritePath({ defaultSchema: config.defaultSchema, generations, counters: this.counters, failed, near })
     const writer = new ResultWriter(config, this.counters, failed)
-    this.#warming = { namespace: config.namespace, generations, writer, failed }
+    this.#warming = { namespace: config.namespace, generations, writer, ttlJitter: config.ttlJitter, failed }
     this.#reads = new ReadPath({
       engine: config, generations, counters: this.counters, writeEpoch: () => this.#writes.epoch, failed, near, writer,
     })

@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache'
+import type { EntryTimes } from './codec.js'
 
 /** One result kept in this process, with the generations it was computed under. */
 export interface NearEntry {
@@ -10,8 +11,8 @@ export interface NearEntry {
   readonly generationKeys: readonly string[]
   /** When a majority last confirmed `generations` (performance.now()). */
   validatedAt: number
-  /** When the stored entry expires (ms since the epoch), so a copy never outlives its TTL; 0: never. */
-  readonly expiresAt: number
+  /** The stored entry's times, so a copy never outlives it and refreshes as it would. */
+  readonly times: EntryTimes
 }
 
 /** Bounds and trust of the near cache, as `createQueryCache({ nearCache })` resolved them. */
@@ -40,7 +41,7 @@ const SLOT_BYTES = 32
  *
  * ```ts
  * const near = new NearCache({ maxBytes: 64 * 1024 * 1024, maxEntries: 10_000, trustMs: 0 })
- * near.set(key, { rows, generations, generationKeys, validatedAt: performance.now(), expiresAt: Date.now() + 60_000 })
+ * near.set(key, { rows, generations, generationKeys, validatedAt: performance.now(), times })
  * near.dropReadersOf(['kysely:g:t:public.person'])
  * ```
  */
@@ -74,7 +75,7 @@ export class NearCache {
   /** The copy of `key`, unless its TTL has run out (it is dropped then). */
   get(key: string): NearEntry | undefined {
     const entry = this.#entries.get(key)
-    if (entry !== undefined && entry.expiresAt !== 0 && entry.expiresAt <= Date.now()) {
+    if (entry !== undefined && entry.times.expiresAt !== 0 && entry.times.expiresAt <= Date.now()) {
       this.#entries.delete(key)
       return undefined
     }

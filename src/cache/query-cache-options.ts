@@ -90,6 +90,19 @@ export interface QueryCacheOptions {
    * custom store; off with the embedded store, which is in-process already.
    */
   readonly nearCache?: NearCacheOptions | false | undefined
+  /**
+   * Early refresh (XFetch): a hit recomputes a result in the background shortly
+   * before it expires, with a probability that grows as expiry nears and with the
+   * time the result took to compute, so a hot result is refreshed once (by one
+   * process of the farm, under the `safe-` lock) instead of missing everywhere at
+   * once. `beta` > 1 refreshes earlier. `false` turns it off. Default `{ beta: 1 }`.
+   */
+  readonly earlyRefresh?: { readonly beta?: number } | false | undefined
+  /**
+   * Spreads each stored TTL by ± this fraction (0–0.5), so results written together
+   * do not expire together. Default 0.1; 0 turns it off.
+   */
+  readonly ttlJitter?: number | undefined
 }
 
 /** See {@link QueryCacheOptions.nearCache}. */

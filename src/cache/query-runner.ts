@@ -24,4 +24,11 @@ export interface QueryRunner {
   storable(): Promise<boolean>
   /** `writes` with unqualified tables resolved through the search_path of the connection held. */
   resolveWrites(writes: WriteSet): Promise<WriteSet>
+  /** A runner of its own on the same driver, for work that outlives this statement (a background refresh). */
+  detached(): DetachedRunner
+}
+
+/** A runner that holds its connection until released. */
+export interface DetachedRunner extends QueryRunner {
+  release(): Promise<void>
 }

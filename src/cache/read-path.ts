@@ -12,7 +12,10 @@ import type { Generations } from './generations.js'
 import { lookup, ABSENT, type Lookup } from './lookup.js'
 import type { NearCache, NearEntry } from './near-cache.js'
 import type { QuorumRead } from './quorum.js'
-import { expiryOf, type ResultWriter } from './result-writer.js'
+import { entryLifetime, type ResultWriter } from './result-writer.js'
+import type { EntryTimes } from './codec.js'
+import { freshness } from './freshness.js'
+import { Refresher } from './background-refresh.js'
 import { computeUnderLock, type SafeLockConfig } from './safe-lock.js'
 import { SingleFlight } from './single-flight.js'
 import { agreedTokens, currentTokens, sameTokens, UNPROVEN, versionOf, type Tokens } from './tokens.js'
@@ -43,6 +46,8 @@ interface Request {
   readonly ttl: number
   /** This process's write count when the read began: rows read before a later write of its own are not kept near. */
   readonly epoch: number
+  /** Seconds it may be served stale past its TTL, refreshed in the background. */
+  readonly swr: number
 }
 
 /** The lookup's one round trip: the entry and every generation it depends on. */
@@ -70,8 +75,8 @@ interface Flight {
   readonly shareable: boolean
   /** How long the database query took, when this flight ran one. */
   readonly databaseMs: number | undefined
-  /** When the rows' entry expires (ms since the epoch, 0: never): a near copy expires with it. */
-  readonly expiresAt: number
+  /** When the rows stop being fresh and expire, and what they cost: a near copy keeps them. */
+  readonly times: EntryTimes
 }
 
 /** Distinct SQL texts whose analysis is kept; cleared whole when full (rare: SQL texts are few). */
@@ -97,6 +102,7 @@ export class ReadPath {
   readonly #analysisBySql = new Map<string, StatementInfo>()
   readonly #near: NearCache | undefined
   readonly #writer: ResultWriter
+  readonly #refresher: Refresher
 
   constructor(config: ReadPathConfig) {
     this.#config = config.engine
@@ -107,6 +113,15 @@ export class ReadPath {
     this.#flights = new SingleFlight(config.engine.timeoutMs)
     this.#near = config.near
     this.#writer = config.writer
+    this.#refresher = new Refresher({
+      engine: config.engine,
+      generations: config.generations,
+      writer: config.writer,
+      counters: config.counters,
+      writeEpoch: config.writeEpoch,
+      failed: config.failed,
+      keepNear: (key, generationKeys, tokens, encoded, times, epoch) => this.#keep(key, generationKeys, tokens, encoded, times, epoch),
+    })
   }
 
   /**
@@ -143,9 +158,9 @@ export class ReadPath {
       return runner.run(compiled, options)
     }
     const request: Request = {
-      runner, compiled, mark, info, options, key, ttl: mark.ttl ?? this.#config.defaultTtl, epoch: this.#writeEpoch(),
+      runner, compiled, mark, info, options, key, ttl: mark.ttl ?? this.#config.defaultTtl, epoch: this.#writeEpoch(), swr: mark.swr,
     }
-    const trusted = this.#trusted(key)
+    const trusted = this.#trusted(request)
     if (trusted !== undefined) {
       this.#record(request, 'hit', undefined)
       return trusted
@@ -201,13 +216,14 @@ export class ReadPath {
   }
 
   /** A near copy served without reading its generations, within the trust window the user allowed. */
-  #trusted(key: string): QueryResult<unknown> | undefined {
+  #trusted(request: Request): QueryResult<unknown> | undefined {
     const near = this.#near
     if (near === undefined || near.trustMs === 0) return undefined
-    const copy = near.get(key)
+    const copy = near.get(request.key)
     if (copy === undefined || performance.now() - copy.validatedAt > near.trustMs) return undefined
-    const flight = this.#fromNear(key, copy)
-    return flight?.result
+    // Only while fresh: refreshing needs the generations, which the full path reads.
+    if (freshness(copy.times, Date.now(), 0, false) !== 'fresh') return undefined
+    return this.#fromNear(request.key, copy)?.result
   }
 
   /** Rows of a near copy, decoded for this caller; a copy that does not decode is dropped. */
@@ -215,7 +231,7 @@ export class ReadPath {
     try {
       const rows = this.#config.codec.decodeRows(copy.rows)
       this.#counters.nearHit()
-      return { result: { rows }, encoded: copy.rows, hit: true, shareable: true, databaseMs: undefined, expiresAt: copy.expiresAt }
+      return { result: { rows }, encoded: copy.rows, hit: true, shareable: true, databaseMs: undefined, times: copy.times }
     } catch (error) {
       this.#near?.delete(key)
       this.#failed(error)
@@ -225,19 +241,43 @@ export class ReadPath {
 
   /** Keeps rows near, unless this process wrote since the read began (they may predate its own write). */
   #keepNear(request: Request, generationKeys: readonly string[], tokens: readonly string[], flight: Flight): void {
-    if (this.#near === undefined || this.#writeEpoch() !== request.epoch || flight.encoded === undefined) return
-    this.#near.set(request.key, {
-      rows: flight.encoded, generations: tokens, generationKeys, validatedAt: performance.now(), expiresAt: flight.expiresAt,
-    })
+    if (flight.encoded !== undefined) this.#keep(request.key, generationKeys, tokens, flight.encoded, flight.times, request.epoch)
+  }
+
+  /** Keeps a copy near, unless this process wrote since `epoch` (when the rows' read began). */
+  #keep(key: string, generationKeys: readonly string[], tokens: readonly string[], encoded: Buffer, times: EntryTimes, epoch: number): void {
+    if (this.#near === undefined || this.#writeEpoch() !== epoch) return
+    this.#near.set(key, { rows: encoded, generations: tokens, generationKeys, validatedAt: performance.now(), times })
   }
 
   /** The entry found, if it was computed under the generations a majority holds now. */
   #hit(request: Request, probe: Probe): Flight | undefined {
-    if (probe.near !== undefined) return this.#fromNear(request.key, probe.near)
+    if (probe.near !== undefined) {
+      if (this.#inTime(request, probe.generationKeys, probe.near.times)) return this.#fromNear(request.key, probe.near)
+      this.#near?.delete(request.key)
+      return undefined
+    }
     if (probe.entry.kind !== 'found' || probe.agreed.kind !== 'proven') return undefined
     const hit = this.#servable(probe.entry.value, probe.agreed.tokens)
-    if (hit !== undefined) this.#keepNear(request, probe.generationKeys, probe.agreed.tokens, hit)
+    if (hit === undefined || !this.#inTime(request, probe.generationKeys, hit.times)) return undefined
+    this.#keepNear(request, probe.generationKeys, probe.agreed.tokens, hit)
     return hit
+  }
+
+  /**
+   * Whether a result whose generations match may be served now, by time alone; starts
+   * its background refresh when early refresh drew it or it is served stale.
+   */
+  #inTime(request: Request, generationKeys: readonly string[], times: EntryTimes): boolean {
+    const state = freshness(times, Date.now(), request.swr, this.#config.earlyRefresh)
+    if (state === 'expired') return false
+    if (state === 'stale') {
+      this.#counters.staleServed()
+      this.#refresher.refresh(request, generationKeys, 'stale')
+    } else if (state === 'refresh-early') {
+      this.#refresher.refresh(request, generationKeys, 'early')
+    }
+    return true
   }
 
   /**
@@ -310,13 +350,13 @@ export class ReadPath {
     const databaseMs = performance.now() - queryStarted
     const encoded = this.#writer.encode(result.rows)
     const shareable = await request.runner.storable()
-    const expiresAt = expiryOf(request.ttl)
+    const lifetime = entryLifetime(request.ttl, request.swr, databaseMs, this.#config.ttlJitter)
     const stored =
       current.kind === 'proven' &&
       encoded !== undefined &&
       shareable &&
-      (await budget.bound(this.#writer.putResult(request.key, current.tokens, encoded, request.ttl, expiresAt), false))
-    return { value: { result, encoded, hit: false, shareable, databaseMs, expiresAt }, stored }
+      (await budget.bound(this.#writer.putResult(request.key, current.tokens, encoded, lifetime), false))
+    return { value: { result, encoded, hit: false, shareable, databaseMs, times: lifetime.times }, stored }
   }
 
   /** Counts a served query and tells statistics and subscribers. */
@@ -360,7 +400,9 @@ export class ReadPath {
     if (entry.kind !== 'found') return entry
     const found = this.#servable(entry.value, generations)
     // Another process computed it for this miss: a miss all the same, for the hit ratio.
-    return found === undefined ? ABSENT : { kind: 'found', value: { ...found, hit: false } }
+    return found === undefined || freshness(found.times, Date.now(), 0, false) === 'expired'
+      ? ABSENT
+      : { kind: 'found', value: { ...found, hit: false } }
   }
 
   /** An entry computed under exactly the current generations, else `undefined`. */
@@ -371,7 +413,7 @@ export class ReadPath {
     }
     try {
       const rows = this.#config.codec.decodeRows(entry.rows)
-      return { result: { rows }, encoded: entry.rows, hit: true, shareable: true, databaseMs: undefined, expiresAt: entry.expiresAt }
+      return { result: { rows }, encoded: entry.rows, hit: true, shareable: true, databaseMs: undefined, times: entry.times }
     } catch (error) {
       this.#failed(error)
       return undefined

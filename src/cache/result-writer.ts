@@ -1,4 +1,6 @@
 import { ValueTooLargeError } from '../store/value-too-large-error.js'
+import { THIRTY_DAYS_SECONDS } from '../util/validate.js'
+import type { EntryTimes } from './codec.js'
 import type { CacheCounters } from './counters.js'
 import type { CacheEngineConfig } from './engine-config.js'
 
@@ -10,7 +12,7 @@ import type { CacheEngineConfig } from './engine-config.js'
  *
  * ```ts
  * const encoded = writer.encode(result.rows)
- * if (encoded !== undefined) await writer.putResult(key, tokens, encoded, 60, expiryOf(60))
+ * if (encoded !== undefined) await writer.putResult(key, tokens, encoded, entryLifetime(60, 0, databaseMs, 0.1))
  * ```
  */
 export class ResultWriter {
@@ -32,10 +34,14 @@ export class ResultWriter {
     return encoded
   }
 
-  /** Stores `encoded` under `generations`; a hot result also on the next node, so a node's death does not recompute it. */
-  putResult(key: string, generations: readonly string[], encoded: Buffer, ttl: number, expiresAt: number): Promise<boolean> {
+  /**
+   * Stores `encoded` under `generations` for `lifetime` (see {@link entryLifetime}); a hot
+   * result also on the next node, so a node's death does not recompute it.
+   */
+  putResult(key: string, generations: readonly string[], encoded: Buffer, lifetime: EntryLifetime): Promise<boolean> {
     const hot = this.#config.hotReplicas > 1 && this.#config.statistics?.isHot(key) === true
-    return this.#put(key, this.#config.codec.encodeEntry(generations, encoded, expiresAt), ttl, hot ? this.#config.hotReplicas : 1)
+    const entry = this.#config.codec.encodeEntry(generations, encoded, lifetime.times)
+    return this.#put(key, entry, lifetime.storeTtl, hot ? this.#config.hotReplicas : 1)
   }
 
   /**
@@ -69,7 +75,28 @@ export class ResultWriter {
   }
 }
 
-/** The absolute expiry of an entry stored now for `ttlSeconds` (0: none), as entries record it. */
-export function expiryOf(ttlSeconds: number): number {
-  return ttlSeconds === 0 ? 0 : Date.now() + ttlSeconds * 1000
+/** How long the store keeps an entry (seconds) and the times written into it. */
+export interface EntryLifetime {
+  readonly storeTtl: number
+  readonly times: EntryTimes
+}
+
+/**
+ * The lifetime of a result stored now: its TTL spread by ± `jitter` (so results
+ * written together do not expire together), fresh for that long, then kept `swr`
+ * seconds more to be served stale while it is refreshed. TTL 0: never expires.
+ *
+ * ```ts
+ * entryLifetime(30, 60, 12.5, 0.1) // { storeTtl: 27..33 + 60 + 1, times: { freshUntil, expiresAt, computeMs: 12.5 } }
+ * ```
+ */
+export function entryLifetime(ttlSeconds: number, swrSeconds: number, computeMs: number, jitter: number, random: () => number = Math.random): EntryLifetime {
+  if (ttlSeconds === 0) return { storeTtl: 0, times: { freshUntil: 0, expiresAt: 0, computeMs } }
+  const fresh = Math.max(1, Math.round(ttlSeconds * (1 + jitter * (2 * random() - 1))))
+  const kept = Math.min(fresh + swrSeconds, THIRTY_DAYS_SECONDS)
+  const now = Date.now()
+  // The entry's own times decide what is served; memcached only clears it away. Its clock ticks
+  // in whole seconds, so an item stored for n s may go after n - 1: one more second keeps it.
+  const storeTtl = Math.min(kept + 1, THIRTY_DAYS_SECONDS)
+  return { storeTtl, times: { freshUntil: now + fresh * 1000, expiresAt: now + kept * 1000, computeMs } }
 }

@@ -5,7 +5,7 @@ import { queryKey } from '../keys.js'
 import { StoreUnavailableError } from '../store/store.js'
 import type { Generations } from './generations.js'
 import type { QueryRunner } from './query-runner.js'
-import { expiryOf, type ResultWriter } from './result-writer.js'
+import { entryLifetime, type ResultWriter } from './result-writer.js'
 import { currentTokens } from './tokens.js'
 
 /**
@@ -20,7 +20,13 @@ import { currentTokens } from './tokens.js'
  * @throws {StoreUnavailableError} When the generations cannot be read or created: nothing could be stored.
  */
 export async function replayEntry(
-  path: { readonly namespace: string; readonly generations: Generations; readonly writer: ResultWriter; readonly failed: (error: unknown) => void },
+  path: {
+    readonly namespace: string
+    readonly generations: Generations
+    readonly writer: ResultWriter
+    readonly ttlJitter: number
+    readonly failed: (error: unknown) => void
+  },
   runner: QueryRunner,
   warm: WarmMark,
   scope: KeyScope,
@@ -40,8 +46,11 @@ export async function replayEntry(
   }
   await runner.run(CompiledQuery.raw('begin transaction read only'))
   let result: QueryResult<unknown>
+  let computeMs: number
   try {
+    const started = performance.now()
     result = await runner.run(CompiledQuery.raw(entry.sql, [...entry.parameters]))
+    computeMs = performance.now() - started
     await runner.run(CompiledQuery.raw('commit'))
   } catch (error) {
     await runner.run(CompiledQuery.raw('rollback')).catch(() => {})
@@ -51,5 +60,5 @@ export async function replayEntry(
   warm.stored =
     encoded !== undefined &&
     (await runner.storable()) &&
-    (await path.writer.putResult(key, current.tokens, encoded, entry.ttl, expiryOf(entry.ttl)))
+    (await path.writer.putResult(key, current.tokens, encoded, entryLifetime(entry.ttl, 0, computeMs, path.ttlJitter)))
 }

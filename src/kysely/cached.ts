@@ -31,6 +31,12 @@ export interface CachedOptions {
    * with side effects (`nextval()`, advisory locks, …) are never cached.
    */
   readonly volatile?: boolean
+  /**
+   * Stale-while-revalidate: seconds past its TTL a result may still be served while
+   * one process of the farm refreshes it in the background. Staleness by time only:
+   * a result a write invalidated is never served. Default 0.
+   */
+  readonly swr?: number
 }
 
 /** What `.cached()` attached to one compiled query node. */
@@ -41,6 +47,8 @@ export interface CacheMark {
   readonly safe: boolean
   /** Cache it even if it calls volatile functions. */
   readonly volatile: boolean
+  /** Seconds it may be served stale (by time) while refreshed in the background. */
+  readonly swr: number
   /** The builder's own node, shared by every execution: the place to memoise analysis. */
   readonly source: RootOperationNode
 }
@@ -64,6 +72,7 @@ class CachedMarkerPlugin implements KyselyPlugin {
   readonly #tags: readonly string[]
   readonly #safe: boolean
   readonly #volatile: boolean
+  readonly #swr: number
 
   constructor(options: CachedOptions) {
     requireOptionsObject(options, '.cached()')
@@ -76,6 +85,7 @@ class CachedMarkerPlugin implements KyselyPlugin {
     }
     this.#volatile = options.volatile ?? false
     this.#ttl = options.ttl === undefined ? undefined : ttlSeconds(options.ttl, 'ttl')
+    this.#swr = options.swr === undefined ? 0 : ttlSeconds(options.swr, 'swr')
     this.#tags = options.tags === undefined ? [] : [...new Set(tagList(options.tags, 'tags'))].sort()
   }
 
@@ -83,7 +93,7 @@ class CachedMarkerPlugin implements KyselyPlugin {
     // A fresh node per execution: the builder's node is shared with its clones and
     // with the same builder run without `.cached()`, so it must never carry the mark.
     const marked = Object.freeze({ ...node })
-    marks.set(marked, { ttl: this.#ttl, tags: this.#tags, safe: this.#safe, volatile: this.#volatile, source: node })
+    marks.set(marked, { ttl: this.#ttl, tags: this.#tags, safe: this.#safe, volatile: this.#volatile, swr: this.#swr, source: node })
     return marked
   }
 

@@ -261,6 +261,10 @@ class CachingConnection implements DatabaseConnection, QueryRunner {
     return this.#scope.keyScopeFor(await connecting)
   }
 
+  detached(): CachingConnection {
+    return new CachingConnection(this.#driver, this.#engine, this.#mutex, this.#scope)
+  }
+
   async storable(): Promise<boolean> {
     const held = await this.#acquired()
     return held !== undefined && this.#scope.inScope(held)

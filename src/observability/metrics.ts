@@ -38,6 +38,9 @@ const COUNTERS: ReadonlyArray<readonly [string, keyof CacheStats, string]> = [
   ['lock_unavailable_total', 'lockUnavailable', 'Number of misses that could not read or write the safe-mode lock.'],
   ['lock_abandoned_total', 'lockAbandoned', 'Number of lock waiters that left early because the lock holder failed.'],
   ['mode_transitions_total', 'modeTransitions', "Number of changes of this process's mode."],
+  ['early_refreshes_total', 'earlyRefreshes', 'Number of background refreshes started before a hot result expired.'],
+  ['stale_served_total', 'staleServed', 'Number of hits served past their TTL within swr, refreshed in the background.'],
+  ['refresh_failures_total', 'refreshFailures', 'Number of background refreshes that failed.'],
 ]
 
 const sourcesByRegistry = new WeakMap<MetricsRegistry, Set<MetricsSource>>()

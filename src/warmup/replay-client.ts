@@ -76,6 +76,8 @@ export async function createReplayClient(options: ReplayClientOptions): Promise<
     codec: new Codec(),
     // Replay only stores; nothing is read twice.
     nearCache: false,
+    earlyRefresh: false,
+    ttlJitter: 0.1,
     onError: () => {},
   })
   const pool = new pg.Pool({

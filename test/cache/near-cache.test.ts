@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { sql } from 'kysely'
 import type { QueryCacheOptions } from '../../src/index.js'
 import { NearCache } from '../../src/cache/near-cache.js'
+import { TIMELESS } from '../../src/cache/codec.js'
 import { createSchema, openPostgres, type TestDatabase } from '../harness/database.js'
 import { closeClient, createClient, freshNamespace, type Client } from '../harness/farm.js'
 import { startMemcached, type MemcachedCluster } from '../harness/memcached.js'
@@ -182,7 +183,7 @@ describe('NearCache bounds', () => {
     const near = new NearCache({ maxBytes: 64 * 1024, maxEntries: 1000, trustMs: 0 })
     const rows = Buffer.alloc(1000)
     for (let i = 0; i < 500; i++) {
-      near.set(`k${i}`, { rows, generations: ['g'], generationKeys: [i % 2 === 0 ? 'even' : 'odd'], validatedAt: 0, expiresAt: 0 })
+      near.set(`k${i}`, { rows, generations: ['g'], generationKeys: [i % 2 === 0 ? 'even' : 'odd'], validatedAt: 0, times: TIMELESS })
       expect(near.bytes).toBeLessThanOrEqual(64 * 1024)
     }
     const held = near.size
