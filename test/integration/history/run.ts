@@ -28,6 +28,8 @@ export interface HistoryOptions {
   readonly nodes?: number
   /** Extra cache options for every worker. */
   readonly cacheOptions?: Record<string, unknown>
+  /** Options of every reader's `.cached()`. */
+  readonly cachedOptions?: { readonly ttl?: number; readonly swr?: number }
   /** Progress lines (phase changes). */
   readonly log?: (line: string) => void
 }
@@ -198,6 +200,7 @@ export async function runHistory(options: HistoryOptions): Promise<HistoryRun> {
       namespace,
       allIds,
       ...(options.cacheOptions === undefined ? {} : { cacheOptions: options.cacheOptions }),
+      ...(options.cachedOptions === undefined ? {} : { cachedOptions: options.cachedOptions }),
     }
     for (let w = 0; w < writers; w++) {
       const ids = allIds.slice(w * rowsPerWriter, (w + 1) * rowsPerWriter)

@@ -30,6 +30,8 @@ export interface WorkerConfig {
   readonly pauseMs: number
   /** Extra cache options (JSON-able), e.g. a near cache. */
   readonly cacheOptions?: Record<string, unknown>
+  /** Options of every `.cached(cachedOptions)` read, e.g. a short TTL with `swr`. */
+  readonly cachedOptions?: { readonly ttl?: number; readonly swr?: number }
 }
 
 interface Tables {
@@ -40,6 +42,7 @@ interface Tables {
 const role = process.env.HISTORY_ROLE
 const name = process.env.HISTORY_NAME ?? `${role}-${process.pid}`
 const config = JSON.parse(process.env.HISTORY_CONFIG ?? '{}') as WorkerConfig
+const cachedOptions = config.cachedOptions ?? {}
 
 const log = createWriteStream(config.logFile, { flags: 'a' })
 const record = (event: HistoryEvent): void => {
@@ -155,7 +158,7 @@ const READS = ['row', 'join', 'subquery', 'aggregate', 'all'] as const
 async function read(query: (typeof READS)[number], id: number): Promise<Array<[number, number]>> {
   switch (query) {
     case 'row':
-      return (await db.selectFrom('register').select(['id', 'v']).where('id', '=', id).cached().execute()).map((r) => [r.id, r.v])
+      return (await db.selectFrom('register').select(['id', 'v']).where('id', '=', id).cached(cachedOptions).execute()).map((r) => [r.id, r.v])
     case 'join':
       return (
         await db
@@ -163,7 +166,7 @@ async function read(query: (typeof READS)[number], id: number): Promise<Array<[n
           .innerJoin('label as l', 'l.id', 'r.id')
           .select(['r.id', 'r.v', 'l.name'])
           .where('r.id', '=', id)
-          .cached()
+          .cached(cachedOptions)
           .execute()
       ).map((r) => [r.id, r.v])
     case 'subquery':
@@ -173,7 +176,7 @@ async function read(query: (typeof READS)[number], id: number): Promise<Array<[n
           .select(['id', 'v'])
           .where('id', 'in', (eb) => eb.selectFrom('label').select('label.id').where('grp', '=', id % 2))
           .orderBy('id')
-          .cached()
+          .cached(cachedOptions)
           .execute()
       ).map((r) => [r.id, r.v])
     case 'aggregate':
@@ -183,11 +186,11 @@ async function read(query: (typeof READS)[number], id: number): Promise<Array<[n
           .select((eb) => ['id', eb.fn.max('v').as('v')])
           .where('id', '=', id)
           .groupBy('id')
-          .cached()
+          .cached(cachedOptions)
           .execute()
       ).map((r) => [r.id, Number(r.v)])
     case 'all':
-      return (await db.selectFrom('register').select(['id', 'v']).orderBy('id').cached().execute()).map((r) => [r.id, r.v])
+      return (await db.selectFrom('register').select(['id', 'v']).orderBy('id').cached(cachedOptions).execute()).map((r) => [r.id, r.v])
   }
 }
 
