@@ -1,7 +1,7 @@
 export { createQueryCache } from './cache/create-query-cache.js'
 export type { InvalidateTarget, QueryCache } from './cache/create-query-cache.js'
 export type { CacheEvent, QueryCacheOptions } from './cache/query-cache-options.js'
-export type { WrapDialectOptions } from './kysely/scope.js'
+export type { WrapDialectOptions } from './kysely/wrap-options.js'
 export type { CacheType, JsonValue } from './cache/cache-type.js'
 export type { ModeChange } from './tier/mode-view.js'
 export { ORIGINAL_SAFE_MODE } from './cache/safe-lock.js'

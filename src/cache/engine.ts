@@ -1,5 +1,5 @@
 import type { CompiledQuery, QueryResult } from 'kysely'
-import { markOf, noteHandled, warmMarkOf, type WarmMark } from '../kysely/cached.js'
+import { isOptedOut, markOf, noteHandled, warmMarkOf, type CacheMark, type WarmMark } from '../kysely/cached.js'
 import { CacheCounters } from './counters.js'
 import type { CacheEngineConfig } from './engine-config.js'
 import { Generations } from './generations.js'
@@ -50,7 +50,7 @@ export class CacheEngine {
     compiled: CompiledQuery,
     options?: AbortableOperationOptions,
   ): Promise<QueryResult<unknown>> {
-    const mark = markOf(compiled.query)
+    const mark = markOf(compiled.query) ?? this.#implicitMark(runner, compiled)
     if (mark !== undefined) {
       noteHandled(compiled.queryId)
       const info = this.#reads.analyze(compiled.sql, mark.source)
@@ -97,6 +97,13 @@ export class CacheEngine {
   /** Bumps generations; resolves `false` (and counts an error) when the store could not record it. */
   invalidate(target: InvalidationTarget): Promise<boolean> {
     return this.#writes.invalidate(target)
+  }
+
+  /** The dialect's `cacheAll` settings for a select that said nothing (not `.cached(false)`). */
+  #implicitMark(runner: QueryRunner, compiled: CompiledQuery): CacheMark | undefined {
+    const settings = runner.cacheAll
+    if (settings === undefined || compiled.query.kind !== 'SelectQueryNode' || isOptedOut(compiled.query)) return undefined
+    return { ...settings, source: compiled.query }
   }
 
   /** Replays one warm-up entry on this connection, outside any transaction; reports the outcome on the mark. */

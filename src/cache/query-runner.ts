@@ -1,4 +1,5 @@
 import type { CompiledQuery, DatabaseConnection, QueryResult } from 'kysely'
+import type { CacheSettings } from '../kysely/cached.js'
 import type { KeyScope } from '../kysely/scope.js'
 import type { WriteSet } from './write-set.js'
 
@@ -24,6 +25,8 @@ export interface QueryRunner {
   storable(): Promise<boolean>
   /** `writes` with unqualified tables resolved through the search_path of the connection held. */
   resolveWrites(writes: WriteSet): Promise<WriteSet>
+  /** What the dialect caches unasked (`wrapDialect(d, { cacheAll })`), if anything. */
+  readonly cacheAll: CacheSettings | undefined
   /** A runner of its own on the same driver, for work that outlives this statement (a background refresh). */
   detached(): DetachedRunner
 }

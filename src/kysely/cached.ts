@@ -11,7 +11,7 @@ import {
   type SelectQueryBuilder,
   type UnknownRow,
 } from 'kysely'
-import { describe, requireOptionsObject, tagList, ttlSeconds } from '../util/validate.js'
+import { describe, rejectUnknown, requireOptionsObject, tagList, ttlSeconds } from '../util/validate.js'
 import type { WarmupEntry } from '../warmup/manifest.js'
 
 /** Per-query cache options, given to `.cached()` or `cached()`. */
@@ -38,6 +38,36 @@ export interface CachedOptions {
    */
   readonly swr?: number
 }
+
+/** The cache settings of one query, checked. */
+export type CacheSettings = Omit<CacheMark, 'source'>
+
+/**
+ * `options` checked under the names the caller wrote (`what` names where they were given).
+ *
+ * ```ts
+ * resolveCacheSettings({ ttl: 30, swr: 60 }, '.cached()') // { ttl: 30, tags: [], safe: true, volatile: false, swr: 60 }
+ * ```
+ */
+export function resolveCacheSettings(options: CachedOptions, what: string): CacheSettings {
+  requireOptionsObject(options, what)
+  rejectUnknown(options, CACHED_OPTIONS, what)
+  if (options.safe !== undefined && typeof options.safe !== 'boolean') {
+    throw new TypeError(`safe must be a boolean, got ${describe(options.safe)}`)
+  }
+  if (options.volatile !== undefined && typeof options.volatile !== 'boolean') {
+    throw new TypeError(`volatile must be a boolean, got ${describe(options.volatile)}`)
+  }
+  return {
+    ttl: options.ttl === undefined ? undefined : ttlSeconds(options.ttl, 'ttl'),
+    tags: options.tags === undefined ? [] : [...new Set(tagList(options.tags, 'tags'))].sort(),
+    safe: options.safe ?? true,
+    volatile: options.volatile ?? false,
+    swr: options.swr === undefined ? 0 : ttlSeconds(options.swr, 'swr'),
+  }
+}
+
+const CACHED_OPTIONS = ['ttl', 'tags', 'safe', 'volatile', 'swr']
 
 /** What `.cached()` attached to one compiled query node. */
 export interface CacheMark {
@@ -67,38 +97,31 @@ export function noteHandled(queryId: QueryId): void {
   handledQueryIds.add(queryId)
 }
 
-class CachedMarkerPlugin implements KyselyPlugin {
-  readonly #ttl: number | undefined
-  readonly #tags: readonly string[]
-  readonly #safe: boolean
-  readonly #volatile: boolean
-  readonly #swr: number
+const optedOut = new WeakSet<OperationNode>()
 
-  constructor(options: CachedOptions) {
-    requireOptionsObject(options, '.cached()')
-    if (options.safe !== undefined && typeof options.safe !== 'boolean') {
-      throw new TypeError(`safe must be a boolean, got ${describe(options.safe)}`)
-    }
-    this.#safe = options.safe ?? true
-    if (options.volatile !== undefined && typeof options.volatile !== 'boolean') {
-      throw new TypeError(`volatile must be a boolean, got ${describe(options.volatile)}`)
-    }
-    this.#volatile = options.volatile ?? false
-    this.#ttl = options.ttl === undefined ? undefined : ttlSeconds(options.ttl, 'ttl')
-    this.#swr = options.swr === undefined ? 0 : ttlSeconds(options.swr, 'swr')
-    this.#tags = options.tags === undefined ? [] : [...new Set(tagList(options.tags, 'tags'))].sort()
+/** Whether the query said `.cached(false)`: never cached, whatever the dialect's `cacheAll` says. */
+export function isOptedOut(node: OperationNode): boolean {
+  return optedOut.has(node)
+}
+
+class CachedMarkerPlugin implements KyselyPlugin {
+  readonly #settings: CacheSettings | false
+
+  constructor(options: CachedOptions | false) {
+    this.#settings = options === false ? false : resolveCacheSettings(options, '.cached()')
   }
 
   transformQuery({ node }: PluginTransformQueryArgs): RootOperationNode {
     // A fresh node per execution: the builder's node is shared with its clones and
     // with the same builder run without `.cached()`, so it must never carry the mark.
     const marked = Object.freeze({ ...node })
-    marks.set(marked, { ttl: this.#ttl, tags: this.#tags, safe: this.#safe, volatile: this.#volatile, swr: this.#swr, source: node })
+    if (this.#settings === false) optedOut.add(marked)
+    else marks.set(marked, { ...this.#settings, source: node })
     return marked
   }
 
   async transformResult({ queryId, result }: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
-    if (!warnedUnwrapped && !handledQueryIds.has(queryId)) {
+    if (!warnedUnwrapped && this.#settings !== false && !handledQueryIds.has(queryId)) {
       warnedUnwrapped = true
       process.emitWarning(
         '.cached() query reached no cache and ran uncached: its Kysely dialect is not wrapped with cache.wrapDialect(), or a plugin added after .cached() rebuilt the query (add plugins before .cached()).',
@@ -116,7 +139,7 @@ class CachedMarkerPlugin implements KyselyPlugin {
  * await db.selectFrom('person').selectAll().$call(cached({ ttl: 30 })).execute()
  * ```
  */
-export function cached(options: CachedOptions = {}) {
+export function cached(options: CachedOptions | false = {}) {
   const plugin = new CachedMarkerPlugin(options)
   return <DB, TB extends keyof DB, O>(qb: SelectQueryBuilder<DB, TB, O>): SelectQueryBuilder<DB, TB, O> =>
     qb.withPlugin(plugin)
@@ -127,6 +150,7 @@ declare module 'kysely' {
     /**
      * Serves this query from the cache when a fresh result is there, and stores the
      * result when not. Writes through the same wrapped dialect invalidate it.
+     * `.cached(false)` keeps it out of the cache even under the dialect's `cacheAll`.
      *
      * ```ts
      * const person = await db.selectFrom('person').selectAll()
@@ -135,7 +159,7 @@ declare module 'kysely' {
      *   .executeTakeFirst()
      * ```
      */
-    cached(options?: CachedOptions): SelectQueryBuilder<DB, TB, O>
+    cached(options?: CachedOptions | false): SelectQueryBuilder<DB, TB, O>
   }
 }
 
@@ -150,7 +174,7 @@ if (selectQueryBuilderPrototype.cached === undefined) {
     writable: true,
     value: function cachedMethod<DB, TB extends keyof DB, O>(
       this: SelectQueryBuilder<DB, TB, O>,
-      options?: CachedOptions,
+      options?: CachedOptions | false,
     ): SelectQueryBuilder<DB, TB, O> {
       return this.$call(cached(options))
     },

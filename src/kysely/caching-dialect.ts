@@ -9,14 +9,16 @@ import type {
   TransactionSettings,
 } from 'kysely'
 import type { AbortableOperationOptions, CacheEngine, QueryRunner, WriteSet } from '../cache/engine.js'
-import { ScopeTracker, type KeyScope, type ScopeConfig } from './scope.js'
+import type { CacheSettings } from './cached.js'
+import { ScopeTracker, type KeyScope } from './scope.js'
+import type { WrapConfig } from './wrap-options.js'
 
 /**
  * A Dialect that behaves like `inner` but serves `.cached()` queries from the
  * cache. Plugins cannot skip execution, so the cache sits here, below Kysely's
  * result plugins: a hit returns the raw result and CamelCasePlugin & co. still run.
  */
-export function createCachingDialect(inner: Dialect, engine: CacheEngine, scope: ScopeConfig): Dialect {
+export function createCachingDialect(inner: Dialect, engine: CacheEngine, config: WrapConfig): Dialect {
   return {
     // Kysely serialises every query of a single-connection dialect (PGlite, SQLite),
     // hits included. Claim multiple connections and serialise only real database use.
@@ -26,7 +28,8 @@ export function createCachingDialect(inner: Dialect, engine: CacheEngine, scope:
         inner.createDriver(),
         engine,
         inner.createAdapter().supportsMultipleConnections === false,
-        new ScopeTracker(scope),
+        new ScopeTracker(config.scope),
+        config.cacheAll,
       ),
     createQueryCompiler: () => inner.createQueryCompiler(),
     createIntrospector: (db) => inner.createIntrospector(db),
@@ -40,15 +43,17 @@ class CachingDriver implements Driver {
   readonly #engine: CacheEngine
   readonly #mutex: Mutex | undefined
   readonly #scope: ScopeTracker
+  readonly #cacheAll: CacheSettings | undefined
   savepoint?: SavepointMethod
   rollbackToSavepoint?: SavepointMethod
   releaseSavepoint?: SavepointMethod
 
-  constructor(inner: Driver, engine: CacheEngine, singleConnection: boolean, scope: ScopeTracker) {
+  constructor(inner: Driver, engine: CacheEngine, singleConnection: boolean, scope: ScopeTracker, cacheAll: CacheSettings | undefined) {
     this.#inner = inner
     this.#engine = engine
     this.#mutex = singleConnection ? new Mutex() : undefined
     this.#scope = scope
+    this.#cacheAll = cacheAll
     // Kysely checks for these optional methods, so offer exactly those the inner driver has.
     for (const method of ['savepoint', 'rollbackToSavepoint', 'releaseSavepoint'] as const) {
       const forward = inner[method]
@@ -65,7 +70,7 @@ class CachingDriver implements Driver {
 
   /** Hands out a lazy connection: a cache hit never takes one from the pool. */
   async acquireConnection(): Promise<DatabaseConnection> {
-    return new CachingConnection(this.#inner, this.#engine, this.#mutex, this.#scope)
+    return new CachingConnection(this.#inner, this.#engine, this.#mutex, this.#scope, this.#cacheAll)
   }
 
   async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
@@ -119,17 +124,19 @@ class CachingConnection implements DatabaseConnection, QueryRunner {
   readonly #engine: CacheEngine
   readonly #mutex: Mutex | undefined
   readonly #scope: ScopeTracker
+  readonly cacheAll: CacheSettings | undefined
   #acquisition: Acquisition | undefined
   #collectSessionInfo = false
   #transactionWrites: WriteSet | undefined
   /** Statements of the inner driver's transaction methods, and the real connection each goes to. */
   readonly #control = new WeakMap<CompiledQuery, DatabaseConnection>()
 
-  constructor(driver: Driver, engine: CacheEngine, mutex: Mutex | undefined, scope: ScopeTracker) {
+  constructor(driver: Driver, engine: CacheEngine, mutex: Mutex | undefined, scope: ScopeTracker, cacheAll: CacheSettings | undefined) {
     this.#driver = driver
     this.#engine = engine
     this.#mutex = mutex
     this.#scope = scope
+    this.cacheAll = cacheAll
   }
 
   get transactionWrites(): WriteSet | undefined {
@@ -262,7 +269,7 @@ class CachingConnection implements DatabaseConnection, QueryRunner {
   }
 
   detached(): CachingConnection {
-    return new CachingConnection(this.#driver, this.#engine, this.#mutex, this.#scope)
+    return new CachingConnection(this.#driver, this.#engine, this.#mutex, this.#scope, this.cacheAll)
   }
 
   async storable(): Promise<boolean> {

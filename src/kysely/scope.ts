@@ -1,6 +1,6 @@
 import { CompiledQuery, type DatabaseConnection, type RootOperationNode } from 'kysely'
 import type { WriteSet } from '../cache/write-set.js'
-import { describe, rejectUnknown, requireOptionsObject, tagList } from '../util/validate.js'
+import { describe, tagList } from '../util/validate.js'
 import { analyzeStatement, type StatementInfo } from './statement.js'
 
 /*
@@ -11,21 +11,6 @@ import { analyzeStatement, type StatementInfo } from './statement.js'
  * real connection, and every later connection is checked against it once.
  */
 
-/** The second argument of `cache.wrapDialect`. */
-export interface WrapDialectOptions {
-  /**
-   * Names the dialect's key scope instead of learning it: no query is run and
-   * connections are not checked. Dialects given the same name share entries, so
-   * give one name only to pools that see the same rows.
-   */
-  readonly scope?: string
-  /**
-   * With `scope`: the schemas unqualified table names resolve through, in order,
-   * as the pool's `search_path` says. Default: `[defaultSchema]`.
-   */
-  readonly searchPath?: readonly string[]
-}
-
 /** What a wrapped dialect's scope is made of, validated. */
 export interface ScopeConfig {
   /** Set for an explicit `scope`. */
@@ -33,13 +18,9 @@ export interface ScopeConfig {
   readonly defaultSchema: string
 }
 
-const WRAP_OPTIONS = ['scope', 'searchPath']
-
-/** Checks `wrapDialect`'s options; the scope they name, or none (learned from the database). */
-export function resolveWrapOptions(options: unknown, defaultSchema: string): ScopeConfig {
-  if (options === undefined) return { explicit: undefined, defaultSchema }
-  rejectUnknown(requireOptionsObject(options, 'wrapDialect'), WRAP_OPTIONS, 'wrapDialect')
-  const { scope, searchPath } = options as WrapDialectOptions
+/** The scope `wrapDialect`'s `scope` and `searchPath` name, or none (learned from the database). */
+export function resolveScope(options: { readonly scope?: unknown; readonly searchPath?: unknown }, defaultSchema: string): ScopeConfig {
+  const { scope, searchPath } = options
   if (scope === undefined) {
     if (searchPath !== undefined) {
       throw new TypeError(`searchPath applies with an explicit scope only (a learned scope reads it from the database), got ${describe(searchPath)}`)

@@ -88,7 +88,7 @@ export async function createReplayClient(options: ReplayClientOptions): Promise<
   })
   const onDatabaseError = options.onDatabaseError
   pool.on('error', (error: Error) => onDatabaseError?.(error))
-  const db = new Kysely<any>({ dialect: createCachingDialect(new PostgresDialect({ pool }), engine, { explicit: undefined, defaultSchema: 'public' }) })
+  const db = new Kysely<any>({ dialect: createCachingDialect(new PostgresDialect({ pool }), engine, { scope: { explicit: undefined, defaultSchema: 'public' }, cacheAll: undefined }) })
   return {
     store,
     replay: (manifest, replayOptions = {}) => runWarmup(manifest, { ...replayOptions, db }, engine),
