@@ -36,14 +36,24 @@ async function main(): Promise<void> {
   let cache: QueryCache | undefined
   if (config.configuration !== 'nocache') {
     const safeMode: SafeModeOptions | false | undefined =
-      config.configuration === 'off' ? false : config.configuration === 'original' ? ORIGINAL_SAFE_MODE : undefined
+      config.configuration === 'off' || config.configuration === 'bare'
+        ? false
+        : config.configuration === 'original'
+          ? ORIGINAL_SAFE_MODE
+          : undefined
+    // What each configuration turns off of the defaults.
+    const without = {
+      far: { nearCache: false as const },
+      unflat: { earlyRefresh: false as const, ttlJitter: 0 },
+      bare: { nearCache: false as const, earlyRefresh: false as const, ttlJitter: 0, hotReplicas: 1 },
+    }[config.configuration as 'far' | 'unflat' | 'bare']
     cache = createQueryCache({
       servers: config.servers,
       namespace: config.namespace,
       defaultSchema: config.schema,
       modeRefreshMs: config.modeRefreshMs,
       ...(safeMode === undefined ? {} : { safeMode }),
-      ...(config.configuration === 'far' ? { nearCache: false as const } : {}),
+      ...without,
       onError: (error) => {
         if (cacheErrorSamples.length < 5) cacheErrorSamples.push((error as Error).message)
       },
@@ -55,7 +65,8 @@ async function main(): Promise<void> {
       },
     })
   }
-  const pool = new pg.Pool({ connectionString: config.databaseUrl, max: config.poolMax, options: `-c search_path=${config.schema}` })
+  const statementTimeout = config.statementTimeoutMs > 0 ? ` -c statement_timeout=${config.statementTimeoutMs}` : ''
+  const pool = new pg.Pool({ connectionString: config.databaseUrl, max: config.poolMax, options: `-c search_path=${config.schema}${statementTimeout}` })
   const dialect = new PostgresDialect({ pool })
   const db = new Kysely<DrillDB>({ dialect: cache === undefined ? dialect : cache.wrapDialect(dialect, { scope: DRILL_SCOPE }) })
   // Open the pool's connections now, so connection setup does not land in the measurement.
@@ -138,7 +149,7 @@ async function main(): Promise<void> {
       let failed = false
       try {
         const query = shapeQuery(db, shape, config.sleepSeconds)
-        const row = await (cache === undefined ? query : query.cached({ ttl: ttls[shape]! })).executeTakeFirstOrThrow()
+        const row = await (cache === undefined ? query : query.cached({ ttl: ttls[shape]!, swr: config.configuration === 'swr' ? ttls[shape]! : 0 })).executeTakeFirstOrThrow()
         if (row.bucket !== shape) throw new Error(`shape ${shape} answered bucket ${row.bucket}`)
       } catch (error) {
         failed = true

@@ -71,11 +71,15 @@ const HELP = `npm run bench:drill -- [flags]
   --window 5           s after the kill (and the restart) in which lost-key executions are counted
   --nocache-seconds 20 duration of the no-cache configuration (the database is the bottleneck there)
   --nocache-vus N      virtual users per worker without cache (default: --vus)
-  --configs nocache,off,original,default   (also: far, the defaults with the near cache off)
+  --configs nocache,off,original,default   (also: far = defaults without the near cache; unflat = defaults
+                       without early refresh and TTL jitter; swr = defaults with swr = ttl; bare = the cache
+                       without any protection: no safe mode, near cache, early refresh, jitter or hot copies)
   --kill-node gen      node to kill: gen (the one holding the namespace generation's first copy, which
                        every cached read needs: the worst case), nogen (largest request share among the
                        nodes holding no generation), auto (largest request share), or an index 0–3
   --pool 4             pg pool size per worker: the database's capacity is workers × pool concurrent queries
+  --statement-timeout-ms 0  PostgreSQL statement_timeout of the workers' connections (production-like: a query
+                       that queues too long fails); 0 = none
   --seed 1
   --out name           result file base name (default drill-<date>)`
 
@@ -101,6 +105,7 @@ const { values: flags } = parseArgs({
     configs: { type: 'string', default: 'nocache,off,original,default' },
     'kill-node': { type: 'string', default: 'gen' },
     pool: { type: 'string', default: '4' },
+    'statement-timeout-ms': { type: 'string', default: '0' },
     seed: { type: 'string', default: '1' },
     out: { type: 'string' },
     help: { type: 'boolean', default: false },
@@ -137,6 +142,7 @@ const S = {
   nocacheSeconds: num('nocache-seconds', 2),
   nocacheVus: flags['nocache-vus'] === undefined ? num('vus', 1) : num('nocache-vus', 1),
   pool: num('pool', 1),
+  statementTimeoutMs: num('statement-timeout-ms'),
   seed: num('seed'),
 }
 const CONFIGS = (flags.configs ?? '').split(',').map((c) => c.trim()) as DrillConfigurationName[]
@@ -328,6 +334,7 @@ async function runConfiguration(
         ttlBase: S.ttlBase,
         seed: S.seed,
         poolMax: S.pool,
+        statementTimeoutMs: S.statementTimeoutMs,
         modeRefreshMs: S.modeRefreshMs,
       }
       workers.push(
@@ -480,6 +487,8 @@ async function runConfiguration(
         fromSecond: steadyFrom,
         toSecond: steadyTo,
         dbExecutionsPerSecond: round(steadyRate, 1),
+        // How much the rate swings second to second: the expiry waves.
+        dbExecutionsCv: round(coefficientOfVariation(steady.map((s) => s.dbExecutions)), 3),
         requestsPerSecond: round(meanOf(steady.map((s) => s.requests)), 1),
         hitRatio: cached ? round(meanOf(steady.map((s) => s.hits)) / Math.max(1, meanOf(steady.map((s) => s.hits + s.misses))), 4) : null,
         latency: latencySummary(steadyFrom, steadyTo),
@@ -618,6 +627,8 @@ function report(machine: Awaited<ReturnType<typeof describeMachine>>, placement:
         },
         p99AfterKillMs: { value: ours.summary.afterKill.latency?.p99Ms ?? null, target: latencyBudget, met: (ours.summary.afterKill.latency?.p99Ms ?? Infinity) <= latencyBudget },
         errors: { value: ours.summary.errors, target: 0, met: ours.summary.errors === 0 },
+        steadyCv: { value: ours.summary.steady.dbExecutionsCv, target: 0.15, met: ours.summary.steady.dbExecutionsCv <= 0.15 },
+        ...saturationTargets(byName),
       }
     : null
   const peakRatioOffOverDefault =
@@ -629,6 +640,7 @@ function report(machine: Awaited<ReturnType<typeof describeMachine>>, placement:
     'configuration',
     'req/s',
     'steady DB/s',
+    'steady CV',
     'peak DB/s after kill',
     'peak/steady',
     'lost-key execs / lost keys (excess over steady)',
@@ -645,6 +657,7 @@ function report(machine: Awaited<ReturnType<typeof describeMachine>>, placement:
       r.label,
       s.steady.requestsPerSecond,
       s.steady.dbExecutionsPerSecond,
+      s.steady.dbExecutionsCv,
       s.afterKill?.peakDbExecutionsPerSecond ?? '–',
       s.afterKill?.peakOverSteady ?? '–',
       s.killWave ? `${s.killWave.lostExecutions} / ${s.killWave.lostShapes} = ${s.killWave.executionsPerLostKey} (${s.killWave.excessExecutionsPerLostKey})` : '–',
@@ -696,3 +709,34 @@ function report(machine: Awaited<ReturnType<typeof describeMachine>>, placement:
 }
 
 main().catch(couldNotRun)
+
+/** Standard deviation over mean (0 for a flat or empty series). */
+function coefficientOfVariation(values: readonly number[]): number {
+  if (values.length === 0) return 0
+  const mean = values.reduce((a, b) => a + b, 0) / values.length
+  if (mean === 0) return 0
+  const variance = values.reduce((sum, v) => sum + (v - mean) ** 2, 0) / values.length
+  return Math.sqrt(variance) / mean
+}
+
+/**
+ * The saturating drill's targets, when it ran `bare` and `default`: without protection the
+ * database saturates (p99 after the kill ≥ 10 × steady); with the defaults it does not
+ * (p99 after the kill ≤ 2 × steady, 0 errors).
+ */
+function saturationTargets(byName: ReadonlyMap<string, ConfigurationResult>): Record<string, { value: number | null; target: number; met: boolean }> {
+  const bare = byName.get('bare')?.summary
+  const ours = byName.get('default')?.summary
+  if (bare?.afterKill === undefined || bare.afterKill === null || ours?.afterKill === undefined || ours.afterKill === null) return {}
+  const ratio = (s: typeof bare): number | null => {
+    const steady = s.steady.latency?.p99Ms
+    const after = s.afterKill?.latency?.p99Ms
+    return steady === undefined || after === undefined || steady === 0 ? null : round(after / steady, 2)
+  }
+  const bareRatio = ratio(bare)
+  const ourRatio = ratio(ours)
+  return {
+    bareP99AfterKillOverSteady: { value: bareRatio, target: 10, met: (bareRatio ?? 0) >= 10 },
+    defaultP99AfterKillOverSteady: { value: ourRatio, target: 2, met: (ourRatio ?? Infinity) <= 2 },
+  }
+}

@@ -9,6 +9,9 @@ export const CONFIG_INFO: Record<DrillConfigurationName, { label: string; color:
   original: { label: 'safe mode, original 5 s × 6', color: '#ff7f0e' },
   default: { label: 'safe mode, library defaults', color: '#1f77b4' },
   far: { label: 'library defaults, near cache off', color: '#9467bd' },
+  unflat: { label: 'defaults without early refresh and jitter', color: '#8c564b' },
+  swr: { label: 'library defaults, swr = ttl', color: '#17becf' },
+  bare: { label: 'cache without protection (0.1 without safe mode)', color: '#e377c2' },
 }
 
 /** The parts of a drill result the charts need. */

@@ -125,10 +125,12 @@ export interface WorkerConfig {
   readonly ttlBase: number
   readonly seed: number
   readonly poolMax: number
+  /** PostgreSQL statement_timeout of the workers' connections, ms (0: none). */
+  readonly statementTimeoutMs: number
   readonly modeRefreshMs: number
 }
 
-export type DrillConfigurationName = 'nocache' | 'off' | 'original' | 'default' | 'far'
+export type DrillConfigurationName = 'nocache' | 'bare' | 'off' | 'original' | 'default' | 'far' | 'unflat' | 'swr'
 
 /** One second of one worker, as sent to the coordinator. */
 export interface WorkerSecond {

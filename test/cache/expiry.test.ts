@@ -106,6 +106,21 @@ describe('stale-while-revalidate', () => {
     expect(c!.cache.stats().staleServed).toBe(1)
   })
 
+  it('works the same on the embedded store', async () => {
+    const embedded = createClient(database, { namespace: freshNamespace(), earlyRefresh: false, ttlJitter: 0 })
+    clients.push(embedded)
+    const expensive = () => expensiveQuery(embedded.db, 0.2).cached({ ttl: 1, swr: 30 }).execute()
+    await expensive()
+    await sleep(1300)
+    const before = await executionsSoFar(database.schema)
+    const started = performance.now()
+    await expensive()
+    expect(performance.now() - started).toBeLessThan(150)
+    expect(embedded.cache.stats().staleServed).toBe(1)
+    await sleep(500)
+    expect((await executionsSoFar(database.schema)) - before).toBe(1)
+  })
+
   it('never serves a result a write invalidated, swr or not', async () => {
     const [writer, reader] = farm(2, { earlyRefresh: false })
     await writer!.db.updateTable('person').set({ first_name: 'before' }).where('id', '=', 2).execute()
