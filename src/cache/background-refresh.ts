@@ -37,6 +37,12 @@ export interface RefresherConfig {
   readonly writeEpoch: () => number
   readonly failed: (error: unknown) => void
   readonly keepNear: KeepNear
+  /**
+   * Takes a fresh entry another process stored meanwhile, if there is one (a near copy
+   * goes stale while the farm's refresher has already replaced the entry); resolves
+   * whether it did, so the refresh is not run again.
+   */
+  readonly adoptStored: (request: RefreshRequest, generationKeys: readonly string[], drawnFrom: EntryTimes) => Promise<boolean>
 }
 
 // Without safe mode's setting: long enough for a typical query, short enough that a dead refresher is soon replaced.
@@ -48,10 +54,11 @@ const DEFAULT_LOCK_TTL_SECONDS = 2
  * at a time in this process, and one in the farm: the refresh takes the key's
  * `safe-` lock with memcached `add`, and skips when another holds it (it is
  * refreshing, or computing the miss). A refresh is a miss that nobody waits for:
- * generations read before its query, the rows stored under them.
+ * generations read before its query, the rows stored under them. A process whose
+ * near copy went stale first looks for the entry another process refreshed.
  *
  * ```ts
- * refresher.refresh(request, generationKeys, 'early')
+ * refresher.refresh(request, generationKeys, 'early', entry.times)
  * ```
  */
 export class Refresher {
@@ -63,10 +70,10 @@ export class Refresher {
   }
 
   /** Starts a refresh of `request`'s result unless one is running; never throws, never waits. */
-  refresh(request: RefreshRequest, generationKeys: readonly string[], reason: 'early' | 'stale'): void {
+  refresh(request: RefreshRequest, generationKeys: readonly string[], reason: 'early' | 'stale', drawnFrom: EntryTimes): void {
     if (this.#running.has(request.key)) return
     this.#running.add(request.key)
-    this.#run(request, generationKeys, reason)
+    this.#run(request, generationKeys, reason, drawnFrom)
       .catch((error: unknown) => {
         this.#config.counters.refreshFailed()
         this.#config.failed(error)
@@ -74,8 +81,9 @@ export class Refresher {
       .finally(() => this.#running.delete(request.key))
   }
 
-  async #run(request: RefreshRequest, generationKeys: readonly string[], reason: 'early' | 'stale'): Promise<void> {
+  async #run(request: RefreshRequest, generationKeys: readonly string[], reason: 'early' | 'stale', drawnFrom: EntryTimes): Promise<void> {
     const { engine, generations, writer } = this.#config
+    if (await this.#config.adoptStored(request, generationKeys, drawnFrom)) return
     const lock = lockKey(request.key)
     const lockTtl = engine.safeMode === false ? DEFAULT_LOCK_TTL_SECONDS : engine.safeMode.lockTtl
     // A lock that cannot be taken (the tier is in trouble) is a reason not to add database load.

@@ -15,7 +15,7 @@ import type { QuorumRead } from './quorum.js'
 import { entryLifetime, type ResultWriter } from './result-writer.js'
 import type { EntryTimes } from './codec.js'
 import { freshness } from './freshness.js'
-import { Refresher } from './background-refresh.js'
+import { Refresher, type RefreshRequest } from './background-refresh.js'
 import { computeUnderLock, type SafeLockConfig } from './safe-lock.js'
 import { SingleFlight } from './single-flight.js'
 import { agreedTokens, currentTokens, sameTokens, UNPROVEN, versionOf, type Tokens } from './tokens.js'
@@ -121,6 +121,7 @@ export class ReadPath {
       writeEpoch: config.writeEpoch,
       failed: config.failed,
       keepNear: (key, generationKeys, tokens, encoded, times, epoch) => this.#keep(key, generationKeys, tokens, encoded, times, epoch),
+      adoptStored: (request, generationKeys, drawnFrom) => this.#adoptStored(request, generationKeys, drawnFrom),
     })
   }
 
@@ -265,6 +266,26 @@ export class ReadPath {
   }
 
   /**
+   * Keeps near the stored entry if it is current, fresh and newer than the one that drew
+   * the refresh (another process refreshed it already); whether it was.
+   */
+  async #adoptStored(request: RefreshRequest, generationKeys: readonly string[], drawnFrom: EntryTimes): Promise<boolean> {
+    if (this.#near === undefined) return false
+    const epoch = this.#writeEpoch()
+    const [entry, ...read] = await Promise.all([
+      lookup(this.#config.store, request.key, this.#failed),
+      ...generationKeys.map((key) => this.#generations.read(key)),
+    ])
+    const agreed = agreedTokens(read)
+    if (entry.kind !== 'found' || agreed.kind !== 'proven') return false
+    const stored = this.#servable(entry.value, agreed.tokens)
+    if (stored?.encoded === undefined || stored.times.freshUntil <= drawnFrom.freshUntil) return false
+    if (freshness(stored.times, Date.now(), 0, false) !== 'fresh') return false
+    this.#keep(request.key, generationKeys, agreed.tokens, stored.encoded, stored.times, epoch)
+    return true
+  }
+
+  /**
    * Whether a result whose generations match may be served now, by time alone; starts
    * its background refresh when early refresh drew it or it is served stale.
    */
@@ -273,9 +294,9 @@ export class ReadPath {
     if (state === 'expired') return false
     if (state === 'stale') {
       this.#counters.staleServed()
-      this.#refresher.refresh(request, generationKeys, 'stale')
+      this.#refresher.refresh(request, generationKeys, 'stale', times)
     } else if (state === 'refresh-early') {
-      this.#refresher.refresh(request, generationKeys, 'early')
+      this.#refresher.refresh(request, generationKeys, 'early', times)
     }
     return true
   }
