@@ -48,6 +48,8 @@ export class Connection {
   readonly #onBroken: (failure: NodeFailure) => void
   #seq = 0
   #broken = false
+  /** Whether the sockets are ref'd now (a request is in flight). */
+  #holding = true
 
   constructor(address: ServerAddress, timeoutMs: number, onBroken: (failure: NodeFailure) => void) {
     this.#timeoutMs = timeoutMs
@@ -172,7 +174,10 @@ export class Connection {
    */
   #holdProcessWhileBusy(): void {
     const busy = this.#pending.size > 0
+    if (busy === this.#holding) return
+    this.#holding = busy
     for (const socket of this.#sockets) {
+      // Only on a change: on a socket still connecting, Node defers each call as one more 'connect' listener.
       if (busy) socket.ref()
       else socket.unref()
     }
