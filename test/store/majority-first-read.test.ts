@@ -13,7 +13,7 @@ interface Home {
   readonly holds: string | undefined | 'hang' | 'fail'
 }
 
-function plan(homes: Home[], rank: (home: Home) => number = (home) => homes.indexOf(home), hedgeAfterMs = 50) {
+function plan(homes: Home[], rank: (home: Home) => number = (home) => homes.indexOf(home), hedgeAfterMs = 1000) {
   const asked: string[] = []
   const answers = readMajorityFirst(
     homes,
@@ -65,7 +65,7 @@ describe('reading a majority of homes first', () => {
     const { asked, answers } = plan(homes)
     const started = performance.now()
     expect(await answers[2]).toEqual(Buffer.from('g1'))
-    expect(performance.now() - started).toBeLessThan(40)
+    expect(performance.now() - started).toBeLessThan(500) // long before the 1 s hedge
     expect(asked).toContain('last')
   })
 
