@@ -6,6 +6,7 @@ import type { CacheEngineConfig } from './engine-config.js'
 import type { Generations } from './generations.js'
 import type { QueryRunner } from './query-runner.js'
 import { entryLifetime, type ResultWriter } from './result-writer.js'
+import { DEFAULT_LOCK_TTL_SECONDS } from './safe-lock.js'
 import { currentTokens } from './tokens.js'
 
 /** What a refresh needs of the read that drew it. */
@@ -44,9 +45,6 @@ export interface RefresherConfig {
    */
   readonly adoptStored: (request: RefreshRequest, generationKeys: readonly string[], drawnFrom: EntryTimes) => Promise<boolean>
 }
-
-// Without safe mode's setting: long enough for a typical query, short enough that a dead refresher is soon replaced.
-const DEFAULT_LOCK_TTL_SECONDS = 2
 
 /**
  * Recomputes results in the background, while the read that drew the refresh is

@@ -4,7 +4,7 @@ import { Codec, validateTypes } from './codec.js'
 import { createCachingDialect } from '../kysely/caching-dialect.js'
 import { resolveWrapOptions, type WrapDialectOptions } from '../kysely/wrap-options.js'
 import { validateNamespace } from '../keys.js'
-import { delayMs, describe, positiveInteger, positiveNumber, rejectUnknown, requireOptionsObject, tagList, ttlSeconds } from '../util/validate.js'
+import { delayMs, describe, numberFrom, positiveInteger, positiveNumber, rejectUnknown, requireOptionsObject, tagList, ttlSeconds } from '../util/validate.js'
 import type { CacheStats } from './counters.js'
 import { ModeView } from '../tier/mode-view.js'
 import { resolveSafeMode } from './safe-lock.js'
@@ -119,7 +119,7 @@ export function createQueryCache(options: QueryCacheOptions = {}): QueryCache {
   const settleMs = options.settleMs === 0 ? 0 : delayMs(options.settleMs ?? 30_000, 'settleMs')
   const codec = new Codec(validateTypes(options.types ?? []))
   const earlyRefresh = resolveEarlyRefresh(options.earlyRefresh)
-  const ttlJitter = options.ttlJitter === undefined ? 0.1 : fractionUpTo(options.ttlJitter, 'ttlJitter', 0.5)
+  const ttlJitter = options.ttlJitter === undefined ? 0.1 : numberFrom(options.ttlJitter, 'ttlJitter', 0, 0.5)
 
   const statisticsOptions = resolveStatistics(options.statistics)
   const statistics =
@@ -287,12 +287,4 @@ function resolveEarlyRefresh(value: unknown): number | false {
   rejectUnknown(requireOptionsObject(value, 'earlyRefresh'), ['beta'], 'earlyRefresh')
   const { beta } = value as { beta?: unknown }
   return beta === undefined ? 1 : positiveNumber(beta, 'earlyRefresh.beta', 'compute times')
-}
-
-/** A number from 0 to `max`. */
-function fractionUpTo(value: unknown, name: string, max: number): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > max) {
-    throw new RangeError(`${name} must be a number from 0 to ${max}, got ${describe(value)}`)
-  }
-  return value
 }

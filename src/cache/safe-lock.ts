@@ -40,6 +40,9 @@ export const ORIGINAL_SAFE_MODE: SafeModeOptions = Object.freeze({
   wait: Object.freeze({ initialMs: 5000, maxMs: 5000, maxWaitMs: 30_000, jitter: false }),
 })
 
+/** How long a `safe-` lock outlives a holder that died: short, so a successor is not kept waiting. */
+export const DEFAULT_LOCK_TTL_SECONDS = 2
+
 const SAFE_MODE_OPTIONS = ['lockTtl', 'wait']
 const WAIT_OPTIONS = ['initialMs', 'maxMs', 'maxWaitMs', 'jitter']
 
@@ -67,7 +70,7 @@ export function resolveSafeMode(options: SafeModeOptions | false | undefined): S
   }
   if (options !== undefined) rejectUnknown(options, SAFE_MODE_OPTIONS, 'safeMode')
   // memcached expires on whole-second ticks: a 1 s lock can vanish at once.
-  const lockTtl = wholeSeconds(options?.lockTtl ?? 2, 'safeMode.lockTtl', 2)
+  const lockTtl = wholeSeconds(options?.lockTtl ?? DEFAULT_LOCK_TTL_SECONDS, 'safeMode.lockTtl', 2)
   const wait = options?.wait ?? {}
   if (typeof wait !== 'object' || wait === null) {
     throw new TypeError(`safeMode.wait must be an object, got ${describe(wait)}`)

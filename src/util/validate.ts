@@ -106,6 +106,20 @@ export function integerFrom(value: unknown, name: string, min: number, max = Num
 }
 
 /**
+ * A finite number from `min` to `max`.
+ *
+ * ```ts
+ * numberFrom(0.6, 'ttlJitter', 0, 0.5) // RangeError: ttlJitter must be a number from 0 to 0.5, got 0.6
+ * ```
+ */
+export function numberFrom(value: unknown, name: string, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
+    throw new RangeError(`${name} must be a number from ${min} to ${max}, got ${describe(value)}`)
+  }
+  return value
+}
+
+/**
  * A positive finite number of `unit`, for quantities that never reach a timer.
  *
  * ```ts

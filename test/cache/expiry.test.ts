@@ -7,28 +7,20 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { QueryCacheOptions } from '../../src/index.js'
 import { queryKey } from '../../src/keys.js'
-import { createSchema, openPostgres, scopeOf, type TestDatabase } from '../harness/database.js'
+import { scopeOf, type TestDatabase } from '../harness/database.js'
 import { executionsSoFar, expensiveQuery } from '../harness/expensive-query.js'
-import { closeClient, createClient, freshNamespace, type Client } from '../harness/farm.js'
-import { startMemcached, type MemcachedCluster } from '../harness/memcached.js'
+import { closeFarm, createClient, freshNamespace, openFarm, type Client } from '../harness/farm.js'
+import type { MemcachedCluster } from '../harness/memcached.js'
 
 let database: TestDatabase
 let memcached: MemcachedCluster
 const clients: Client[] = []
 
 beforeAll(async () => {
-  ;[database, memcached] = await Promise.all([openPostgres(), startMemcached(3)])
-  const setup = createClient(database, {})
-  await createSchema(setup.db)
-  await setup.db.insertInto('person').values([{ first_name: 'v0' }, { first_name: 'other' }]).execute()
-  await closeClient(setup)
+  ;({ database, memcached } = await openFarm(3))
 })
 
-afterAll(async () => {
-  for (const client of clients) await closeClient(client)
-  await memcached?.stopAll()
-  await database?.close()
-})
+afterAll(() => closeFarm({ database, memcached }, clients))
 
 function farm(count: number, options: QueryCacheOptions): Client[] {
   const namespace = freshNamespace()

@@ -9,27 +9,19 @@ import { sql } from 'kysely'
 import type { QueryCacheOptions } from '../../src/index.js'
 import { NearCache } from '../../src/cache/near-cache.js'
 import { TIMELESS } from '../../src/cache/codec.js'
-import { createSchema, openPostgres, type TestDatabase } from '../harness/database.js'
-import { closeClient, createClient, freshNamespace, type Client } from '../harness/farm.js'
-import { startMemcached, type MemcachedCluster } from '../harness/memcached.js'
+import type { TestDatabase } from '../harness/database.js'
+import { closeFarm, createClient, freshNamespace, openFarm, type Client } from '../harness/farm.js'
+import type { MemcachedCluster } from '../harness/memcached.js'
 
 let database: TestDatabase
 let memcached: MemcachedCluster
 const clients: Client[] = []
 
 beforeAll(async () => {
-  ;[database, memcached] = await Promise.all([openPostgres(), startMemcached(4)])
-  const setup = createClient(database, {})
-  await createSchema(setup.db)
-  await setup.db.insertInto('person').values([{ first_name: 'v0' }, { first_name: 'other' }]).execute()
-  await closeClient(setup)
+  ;({ database, memcached } = await openFarm(4))
 })
 
-afterAll(async () => {
-  for (const client of clients) await closeClient(client)
-  await memcached?.stopAll()
-  await database?.close()
-})
+afterAll(() => closeFarm({ database, memcached }, clients))
 
 function client(namespace: string, options: QueryCacheOptions = {}): Client {
   const made = createClient(database, { servers: memcached.servers, namespace, retryAfterMs: 60_000, ...options })
