@@ -48,6 +48,8 @@ interface Request {
   readonly epoch: number
   /** Seconds it may be served stale past its TTL, refreshed in the background. */
   readonly swr: number
+  /** Set when the hit serves the entry past its TTL (swr): told to subscribers of the query channel. */
+  servedStale?: true
 }
 
 /** The lookup's one round trip: the entry and every generation it depends on. */
@@ -294,6 +296,7 @@ export class ReadPath {
     if (state === 'expired') return false
     if (state === 'stale') {
       this.#counters.staleServed()
+      request.servedStale = true
       this.#refresher.refresh(request, generationKeys, 'stale', times)
     } else if (state === 'refresh-early') {
       this.#refresher.refresh(request, generationKeys, 'early', times)
@@ -390,7 +393,13 @@ export class ReadPath {
     const { key, compiled, info, mark, ttl } = request
     this.#config.statistics?.record(key, () => shape(key, compiled, info, mark, ttl), outcome, databaseMs)
     if (channels.query.hasSubscribers) {
-      channels.query.publish({ namespace: this.#config.namespace, key, outcome, ...(databaseMs === undefined ? {} : { databaseMs }) })
+      channels.query.publish({
+        namespace: this.#config.namespace,
+        key,
+        outcome,
+        ...(databaseMs === undefined ? {} : { databaseMs }),
+        ...(request.servedStale === true ? { stale: true } : {}),
+      })
     }
   }
 

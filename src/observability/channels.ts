@@ -10,7 +10,7 @@ import diagnostics_channel from 'node:diagnostics_channel'
  * ```
  */
 export const channels = Object.freeze({
-  /** `{ namespace, key, outcome: 'hit' | 'miss', databaseMs? }` for each `.cached()` query. */
+  /** `{ namespace, key, outcome: 'hit' | 'miss', databaseMs?, stale? }` for each `.cached()` query; `stale: true` on a hit served past its TTL (`swr`). */
   query: diagnostics_channel.channel('kysely-memcache:query'),
   /** `{ namespace, key, event: 'acquired' | 'waited' | 'timeout' | 'unavailable' | 'abandoned', waitMs? }` in degraded mode. */
   lock: diagnostics_channel.channel('kysely-memcache:lock'),

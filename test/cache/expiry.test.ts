@@ -4,6 +4,7 @@
  * processes of a farm. Database work is counted by the database itself (the
  * expensive query's sequence), never by the library's counters alone.
  */
+import diagnostics_channel from 'node:diagnostics_channel'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { QueryCacheOptions } from '../../src/index.js'
 import { queryKey } from '../../src/keys.js'
@@ -97,10 +98,15 @@ describe('stale-while-revalidate', () => {
     await expensive()
     await sleep(1300)
     const before = await executionsSoFar(database.schema)
+    // Tracing tools see which hit was served stale.
+    const published: Array<{ outcome: string; stale?: boolean }> = []
+    const listen = (message: unknown) => published.push(message as { outcome: string; stale?: boolean })
+    diagnostics_channel.subscribe('kysely-memcache:query', listen)
     const started = performance.now()
-    await expensive()
+    await expensive().finally(() => diagnostics_channel.unsubscribe('kysely-memcache:query', listen))
     expect(performance.now() - started).toBeLessThan(300) // the query takes 400 ms: it was not waited for
     expect(c!.cache.stats().staleServed).toBe(1)
+    expect(published.filter((m) => m.outcome === 'hit' && m.stale === true)).toHaveLength(1)
     await sleep(900)
     expect((await executionsSoFar(database.schema)) - before).toBe(1)
     // Refreshed: fresh again, no more stale serving.
