@@ -201,3 +201,78 @@ export function tagList(value: unknown, name: string): string[] {
   })
   return value as string[]
 }
+
+/** SASL PLAIN credentials for every memcached node. */
+export interface SaslCredentials {
+  readonly username: string
+  readonly password: string
+}
+
+/**
+ * `{ username, password }` for SASL PLAIN. Errors name the field and never show
+ * the password (nor, for a bad password, anything of its value).
+ *
+ * ```ts
+ * saslCredentials({ username: 'app' }, 'sasl')
+ * // TypeError: sasl.password must be a non-empty string without NUL characters (value not shown)
+ * ```
+ */
+export function saslCredentials(value: unknown, name: string): SaslCredentials {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new TypeError(`${name} must be an object { username, password }, got ${typeof value === 'string' ? 'a string (value not shown)' : describe(value === null ? null : typeof value)}`)
+  }
+  const record = value as Record<string, unknown>
+  for (const key of Object.keys(record)) {
+    if (key !== 'username' && key !== 'password') {
+      throw new TypeError(`unknown option ${JSON.stringify(key)} for ${name}; known options: username, password`)
+    }
+  }
+  const { username, password } = record
+  // PLAIN separates the fields with NUL bytes, so neither may hold one.
+  if (typeof username !== 'string' || username === '' || username.includes('\u0000')) {
+    throw new TypeError(`${name}.username must be a non-empty string without NUL characters, got ${describe(username)}`)
+  }
+  if (typeof password !== 'string' || password === '' || password.includes('\u0000')) {
+    throw new TypeError(`${name}.password must be a non-empty string without NUL characters (value not shown)`)
+  }
+  return Object.freeze({ username, password })
+}
+
+/** Shortest secret accepted: below 16 bytes an HMAC key is guessable. */
+export const MIN_SECRET_BYTES = 16
+
+/**
+ * The signing secrets, current first: `secret` alone, or `secrets` as
+ * `[current, ...previous]` for rotation. Strings count in UTF-8 bytes. Errors
+ * never show a secret.
+ *
+ * ```ts
+ * signingSecrets('short', undefined)
+ * // RangeError: secret must be at least 16 bytes (got 5; value not shown)
+ * ```
+ */
+export function signingSecrets(secret: unknown, secrets: unknown): Buffer[] {
+  if (secret !== undefined && secrets !== undefined) {
+    throw new TypeError('give either secret or secrets ([current, ...previous]), not both')
+  }
+  const list: Array<[unknown, string]> =
+    secret !== undefined
+      ? [[secret, 'secret']]
+      : secrets === undefined
+        ? []
+        : Array.isArray(secrets) && secrets.length > 0
+          ? secrets.map((item, index) => [item, `secrets[${index}]`])
+          : (() => {
+              throw new TypeError(`secrets must be a non-empty array [current, ...previous], got ${Array.isArray(secrets) ? 'an empty array' : describe(typeof secrets)}`)
+            })()
+  return list.map(([item, name]) => {
+    const bytes = typeof item === 'string' ? Buffer.from(item, 'utf8') : Buffer.isBuffer(item) ? Buffer.from(item) : undefined
+    if (bytes === undefined) {
+      throw new TypeError(`${name} must be a string or a Buffer, got ${describe(typeof item)} (value not shown)`)
+    }
+    if (bytes.length < MIN_SECRET_BYTES) {
+      throw new RangeError(`${name} must be at least ${MIN_SECRET_BYTES} bytes (got ${bytes.length}; value not shown)`)
+    }
+    return bytes
+  })
+}
