@@ -12,6 +12,7 @@
  *       only the generations are read remotely
  *   D0  the same with the near cache off: the entry and its generations are read remotely
  *   E   .cached() hit through kysely-memcache, embedded (in-process) store
+ *   Ds  D with a signing secret (HMAC-SHA256 on every value read); D0s: D0 with it
  *
  * and, to explain the difference, components measured in the same rounds:
  *
@@ -27,6 +28,8 @@
  *   dec decodeEntry + decodeRows of D's entry (the library's codec: msgpackr row encoding)
  *   jp  JSON.parse of the same rows as plain JSON (the floor of any JSON-based codec)
  *   tc  prototype of a typed-column codec: JSON.parse + reviving only the Date/bigint columns
+ *   vk  opening D's entry framed with its key's hash (no secret: what every read does by default)
+ *   vs  opening D's entry signed with a secret (HMAC-SHA256 over key and bytes)
  *       (pg rows share their columns, so types are noted once per column, not per value)
  *
  * Flags: --rounds 24 --ops 2000 (per cached variant per round) --db-ops 400 (A per round)
@@ -46,6 +49,7 @@ import { Generations } from '../src/cache/generations.js'
 import { createQueryCache, MemcachedStore, type QueryCache } from '../src/index.js'
 import { namespaceGenerationKey, queryKey, tableGenerationKey } from '../src/keys.js'
 import { explicitScopeId } from '../src/kysely/scope.js'
+import { ValueSigner } from '../src/store/value-signer.js'
 import { startMemcached, type MemcachedCluster } from '../test/harness/memcached.js'
 import {
   couldNotRun,
@@ -83,6 +87,9 @@ const OPS = positive(flags.ops, 'ops')
 const DB_OPS = positive(flags['db-ops'], 'db-ops')
 const WARMUP = positive(flags.warmup, 'warmup')
 const NODES = positive(flags.nodes, 'nodes')
+
+/** The secret of the Ds/D0s variants (a bench, not a deployment: any 16+ bytes do). */
+const BENCH_SECRET = 'bench:hit signing secret, 32 B!'
 
 function positive(text: string | undefined, name: string): number {
   const value = Number(text)
@@ -239,10 +246,15 @@ async function main(): Promise<void> {
     const remote = createQueryCache({ servers: cluster.servers, namespace: 'benchhit', defaultSchema: schema })
     const remoteFar = createQueryCache({ servers: cluster.servers, namespace: 'benchhit', defaultSchema: schema, nearCache: false })
     const embedded = createQueryCache({ namespace: 'benchhit', defaultSchema: schema })
-    caches.push(remote, remoteFar, embedded)
+    // Their own namespace: signed entries are not readable by the unsigned caches (and the other way round).
+    const signed = createQueryCache({ servers: cluster.servers, namespace: 'benchhits', defaultSchema: schema, secret: BENCH_SECRET })
+    const signedFar = createQueryCache({ servers: cluster.servers, namespace: 'benchhits', defaultSchema: schema, secret: BENCH_SECRET, nearCache: false })
+    caches.push(remote, remoteFar, embedded, signed, signedFar)
     const viaRemote = new Kysely<DB>({ dialect: remote.wrapDialect(new PostgresDialect({ pool: newPool() }), { scope: SCOPE }) })
     const viaRemoteFar = new Kysely<DB>({ dialect: remoteFar.wrapDialect(new PostgresDialect({ pool: newPool() }), { scope: SCOPE }) })
     const viaEmbedded = new Kysely<DB>({ dialect: embedded.wrapDialect(new PostgresDialect({ pool: newPool() }), { scope: SCOPE }) })
+    const viaSigned = new Kysely<DB>({ dialect: signed.wrapDialect(new PostgresDialect({ pool: newPool() }), { scope: SCOPE }) })
+    const viaSignedFar = new Kysely<DB>({ dialect: signedFar.wrapDialect(new PostgresDialect({ pool: newPool() }), { scope: SCOPE }) })
     // What an application would use: memjs's own client, its default key distribution.
     const client = memjs.Client.create(cluster.servers.join(','), { logger: SILENT })
     mc = client
@@ -296,6 +308,8 @@ async function main(): Promise<void> {
       { id: 'D', label: '.cached() hit, memcached, near copy', ops: OPS, run: () => query(viaRemote).cached({ ttl: TTL }).execute() },
       { id: 'D0', label: '.cached() hit, memcached, near cache off', ops: OPS, run: () => query(viaRemoteFar).cached({ ttl: TTL }).execute() },
       { id: 'E', label: '.cached() hit, embedded store', ops: OPS, run: () => query(viaEmbedded).cached({ ttl: TTL }).execute() },
+      { id: 'Ds', label: 'D with a signing secret', ops: OPS, run: () => query(viaSigned).cached({ ttl: TTL }).execute() },
+      { id: 'D0s', label: 'D0 with a signing secret', ops: OPS, run: () => query(viaSignedFar).cached({ ttl: TTL }).execute() },
       { id: 'k', component: true, label: 'Kysely build + compile', ops: OPS, run: async () => (query(plain).compile(), reference) },
       { id: 'g1', component: true, label: '1 memjs get (value)', ops: OPS, run: async () => ((await client.get(floorKey)), reference) },
       {
@@ -331,6 +345,10 @@ async function main(): Promise<void> {
     const generations = new Generations(store, 'benchhit', 3)
     const entry = await store.get(entryKey)
     if (entry === undefined) throw new Error(`D's entry is not at ${entryKey}`)
+    const keyHashed = new ValueSigner()
+    const secretSigned = new ValueSigner([Buffer.from(BENCH_SECRET)])
+    const keyHashedEntry = keyHashed.seal(entryKey, entry)
+    const signedEntry = secretSigned.seal(entryKey, entry)
     for (const key of generationKeys) {
       if ((await store.get(key)) === undefined) throw new Error(`generation ${key} is missing`)
     }
@@ -364,6 +382,8 @@ async function main(): Promise<void> {
         ops: OPS,
         run: async () => (decodeRows(decodeEntry(entry)!.rows), reference),
       },
+      { id: 'vk', component: true, label: 'open a key-hash frame (entry)', ops: OPS, run: async () => (keyHashed.open(entryKey, keyHashedEntry), reference) },
+      { id: 'vs', component: true, label: 'open an HMAC-signed frame (entry)', ops: OPS, run: async () => (secretSigned.open(entryKey, signedEntry), reference) },
     )
     if (cork) {
       for (const id of ['D', "C'", 's3']) {
@@ -387,7 +407,7 @@ async function main(): Promise<void> {
       await variant.run() // fills the caches
       assert.deepStrictEqual(await variant.run(), reference, `variant ${variant.id} returns other rows`)
     }
-    const statsBefore = { remote: remote.stats(), remoteFar: remoteFar.stats(), embedded: embedded.stats(), handMisses }
+    const statsBefore = { remote: remote.stats(), remoteFar: remoteFar.stats(), embedded: embedded.stats(), signed: signed.stats(), signedFar: signedFar.stats(), handMisses }
     for (const variant of variants) {
       for (let i = 0; i < Math.min(WARMUP, variant.id === 'A' ? DB_OPS : WARMUP); i++) await variant.run()
     }
@@ -418,6 +438,11 @@ async function main(): Promise<void> {
       // D must be served near: a remote hit would not be what it measures.
       'D not near': remoteStats.hits - statsBefore.remote.hits - (remoteStats.nearHits - statsBefore.remote.nearHits),
       E: embeddedStats.misses - statsBefore.embedded.misses,
+      Ds: signed.stats().misses - statsBefore.signed.misses,
+      D0s: signedFar.stats().misses - statsBefore.signedFar.misses,
+      // Ds must be served near like D, and nothing may be refused: a refusal is a miss that is not measured as one.
+      'Ds not near': signed.stats().hits - statsBefore.signed.hits - (signed.stats().nearHits - statsBefore.signed.nearHits),
+      rejected: remoteStats.rejected + signed.stats().rejected + signedFar.stats().rejected + remoteFar.stats().rejected,
       C: handMisses - statsBefore.handMisses,
     }
     if (Object.values(misses).some((count) => count > 0)) {
@@ -455,6 +480,8 @@ async function main(): Promise<void> {
       'D/C': { value: ratio('D', 'C'), target: undefined },
       'A/D': { value: ratio('A', 'D'), target: undefined },
       'D/E': { value: ratio('D', 'E'), target: undefined },
+      'Ds/D': { value: ratio('Ds', 'D'), target: 1.05 },
+      'D0s/D0': { value: ratio('D0s', 'D0'), target: 1.05 },
       ...(cork
         ? {
             'D+cork/B': { value: ratio('D+cork', 'B'), target: 1.5 },
@@ -502,6 +529,7 @@ async function main(): Promise<void> {
         rows: reference.length,
         valueBytes: Buffer.byteLength(serialised),
         only: only ?? null,
+        signingSecretBytes: Buffer.byteLength(BENCH_SECRET),
         corkWhatIf: cork,
       },
       generationKeysPerHit: 2,
@@ -513,7 +541,7 @@ async function main(): Promise<void> {
     if (only === undefined || flags.out !== undefined) {
       console.log(`wrote ${writeResult(flags.out ?? `hit-${today()}.json`, result)}`)
     }
-    await Promise.all([plain.destroy(), viaRemote.destroy(), viaEmbedded.destroy()])
+    await Promise.all([plain.destroy(), viaRemote.destroy(), viaEmbedded.destroy(), viaSigned.destroy(), viaSignedFar.destroy()])
   } finally {
     mc?.close()
     await rawStore?.close()

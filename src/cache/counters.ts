@@ -45,6 +45,11 @@ export interface CacheStats {
   readonly staleServed: number
   /** Background refreshes that failed (the stored result stays until it expires). */
   readonly refreshFailures: number
+  /**
+   * Values read from the store and refused: not signed with this cache's secret for
+   * their key, or not an entry this cache can decode. Each was treated as a miss.
+   */
+  readonly rejected: number
 }
 
 type Counts = { -readonly [K in keyof CacheStats]: CacheStats[K] }
@@ -81,6 +86,7 @@ export class CacheCounters {
     earlyRefreshes: 0,
     staleServed: 0,
     refreshFailures: 0,
+    rejected: 0,
   }
 
   /** Hits so far; the mode view reports what it served since its last report. */
@@ -174,6 +180,10 @@ export class CacheCounters {
 
   refreshFailed(): void {
     this.#counts.refreshFailures++
+  }
+
+  rejected(): void {
+    this.#counts.rejected++
   }
 
   /** A copy: later events do not change it. */

@@ -3,9 +3,9 @@ import { MemcachedStore } from '../store/memcached/memcached-store.js'
 import type { StoreEvent } from '../store/memcached/store-event.js'
 import { MemoryStore } from '../store/memory-store.js'
 import type { Store } from '../store/store.js'
-import { delayMs, integerFrom, positiveInteger, rejectUnknown, requireOptionsObject, wholeSeconds } from '../util/validate.js'
+import { delayMs, integerFrom, positiveInteger, rejectUnknown, requireOptionsObject, saslCredentials, wholeSeconds } from '../util/validate.js'
 
-const MEMCACHED_ONLY = ['failureThreshold', 'retryAfterMs', 'fallbackTtl'] as const
+const MEMCACHED_ONLY = ['failureThreshold', 'retryAfterMs', 'fallbackTtl', 'sasl'] as const
 
 const MEMORY_OPTIONS = ['maxEntries', 'maxBytes']
 
@@ -48,6 +48,7 @@ export function createStore(options: QueryCacheOptions, timeoutMs: number, onEve
   }
   const { failureThreshold, retryAfterMs, fallbackTtl } = options
   return new MemcachedStore({
+    ...(options.sasl === undefined ? {} : { sasl: saslCredentials(options.sasl, 'sasl') }),
     servers: servers as string[],
     timeoutMs,
     failureThreshold: failureThreshold === undefined ? undefined : positiveInteger(failureThreshold, 'failureThreshold'),

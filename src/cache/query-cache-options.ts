@@ -103,6 +103,19 @@ export interface QueryCacheOptions {
    * do not expire together. Default 0.1; 0 turns it off.
    */
   readonly ttlJitter?: number | undefined
+  /**
+   * Signs every value the library writes to a shared store (entries, generations,
+   * locks, shared documents) with HMAC-SHA256 over its key and bytes; a value that
+   * does not verify is a miss, never served nor decoded (see docs/security.md).
+   * At least 16 bytes; every process of the farm, the monitor and the CLI need it.
+   * Without it, values still carry a hash of their key, so a value copied under
+   * another key is refused. Excludes `secrets`.
+   */
+  readonly secret?: string | Buffer | undefined
+  /** `[current, ...previous]`: signs with the first, accepts all, for rotating the secret without a cold cache. */
+  readonly secrets?: ReadonlyArray<string | Buffer> | undefined
+  /** SASL PLAIN credentials for every memcached node (memcached started with `-S`). */
+  readonly sasl?: { readonly username: string; readonly password: string } | undefined
 }
 
 /** See {@link QueryCacheOptions.nearCache}. */

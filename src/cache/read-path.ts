@@ -445,11 +445,12 @@ export class ReadPath {
       const rows = this.#config.codec.decodeRows(entry.rows)
       return { result: { rows }, encoded: entry.rows, hit: true, shareable: true, databaseMs: undefined, times: entry.times }
     } catch (error) {
+      // Framed as ours but undecodable: hostile or corrupt bytes, refused like a bad signature.
+      this.#counters.rejected()
       this.#failed(error)
       return undefined
     }
   }
-
 }
 
 /** An abort signal's reason, as Kysely and the wrapped connection reject with it. */

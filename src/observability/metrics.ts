@@ -41,6 +41,7 @@ const COUNTERS: ReadonlyArray<readonly [string, keyof CacheStats, string]> = [
   ['early_refreshes_total', 'earlyRefreshes', 'Number of background refreshes started before a hot result expired.'],
   ['stale_served_total', 'staleServed', 'Number of hits served past their TTL within swr, refreshed in the background.'],
   ['refresh_failures_total', 'refreshFailures', 'Number of background refreshes that failed.'],
+  ['rejected_total', 'rejected', 'Number of values read from the store and refused (bad signature, another key, undecodable); each was a miss.'],
 ]
 
 const sourcesByRegistry = new WeakMap<MetricsRegistry, Set<MetricsSource>>()
