@@ -5,8 +5,7 @@ import { createCachingDialect } from '../kysely/caching-dialect.js'
 import { resolveWrapOptions, type WrapDialectOptions } from '../kysely/wrap-options.js'
 import { validateNamespace } from '../keys.js'
 import { delayMs, describe, numberFrom, positiveInteger, positiveNumber, rejectUnknown, requireOptionsObject, signingSecrets, tagList, ttlSeconds } from '../util/validate.js'
-import { signStore } from '../store/signed-store.js'
-import { ValueSigner } from '../store/value-signer.js'
+import type { RejectionReason } from '../store/value-signer.js'
 import { RejectionReporter } from './rejection-reporter.js'
 import type { CacheStats } from './counters.js'
 import { ModeView } from '../tier/mode-view.js'
@@ -142,22 +141,17 @@ export function createQueryCache(options: QueryCacheOptions = {}): QueryCache {
   const processLocal = options.store === undefined ? options.servers === undefined : options.store.processLocal === true
   const nearCache = resolveNearCache(options.nearCache, processLocal)
   const secrets = signingSecrets(options.secret, options.secrets)
-  if (processLocal && secrets.length > 0) {
-    throw new TypeError('secret applies to a store other processes share (memcached servers or a shared custom store); the embedded store is in-process')
-  }
 
   let modeView: ModeView | undefined
   let rejections: RejectionReporter | undefined
-  const ownStore = createStore(options, timeoutMs, (event) => {
+  const signing = { secrets, onRejected: (key: string, reason: RejectionReason) => rejections?.report(key, reason) }
+  const store = createStore(options, timeoutMs, signing, (event) => {
     if (channels.node.hasSubscribers) channels.node.publish({ namespace, ...event })
     onEvent(event)
     // After the node event, so listeners see the cause before the mode change it brings.
     if (event.type !== 'error') modeView?.noteLocalChange()
   })
-  // Whoever can reach a shared store can write to it: every value is bound to its key, and signed given a secret.
-  const store = processLocal
-    ? ownStore
-    : signStore(ownStore, new ValueSigner(secrets), (key, reason) => rejections?.report(key, reason))
+
   // Processes that share a store must agree on its mode; a process-local store has no farm.
   const shared = !processLocal
   const engine = new CacheEngine({

@@ -1,20 +1,29 @@
 import type { QueryCacheOptions } from './query-cache-options.js'
-import { MemcachedStore } from '../store/memcached/memcached-store.js'
+import { MemcachedStore, secretsOption } from '../store/memcached/memcached-store.js'
 import type { StoreEvent } from '../store/memcached/store-event.js'
 import { MemoryStore } from '../store/memory-store.js'
 import type { Store } from '../store/store.js'
+import { isSigned, signStore, type OnRejected } from '../store/signed-store.js'
+import { ValueSigner } from '../store/value-signer.js'
 import { delayMs, integerFrom, positiveInteger, rejectUnknown, requireOptionsObject, saslCredentials, wholeSeconds } from '../util/validate.js'
 
 const MEMCACHED_ONLY = ['failureThreshold', 'retryAfterMs', 'fallbackTtl', 'sasl'] as const
 
 const MEMORY_OPTIONS = ['maxEntries', 'maxBytes']
 
+/** How values are framed in a shared store: the secrets (none: bound to their key) and who hears of refusals. */
+export interface StoreSigning {
+  readonly secrets: readonly Buffer[]
+  readonly onRejected: OnRejected
+}
+
 /**
  * The store `createQueryCache` options describe: the caller's own `store`, the
  * memcached nodes of `servers`, or else an embedded LRU. Options that do not
- * apply to the chosen store are errors, not silently ignored.
+ * apply to the chosen store are errors, not silently ignored. Whoever can reach
+ * a shared store can write to it, so its values are framed (see signed-store.ts).
  */
-export function createStore(options: QueryCacheOptions, timeoutMs: number, onEvent: (event: StoreEvent) => void): Store {
+export function createStore(options: QueryCacheOptions, timeoutMs: number, signing: StoreSigning, onEvent: (event: StoreEvent) => void): Store {
   const { servers, store, memory } = options
   if (store !== undefined) {
     if (servers !== undefined) {
@@ -25,7 +34,19 @@ export function createStore(options: QueryCacheOptions, timeoutMs: number, onEve
         throw new TypeError(`${name} does not apply with a custom store: configure the store itself`)
       }
     }
-    return store
+    if (isSigned(store)) {
+      if (signing.secrets.length > 0) {
+        throw new TypeError('secret does not apply with a MemcachedStore you built: give it to new MemcachedStore({ secret }) instead')
+      }
+      return store
+    }
+    if (store.processLocal === true) {
+      if (signing.secrets.length > 0) {
+        throw new TypeError('secret applies to a store other processes share (memcached servers or a shared custom store); this store is in-process')
+      }
+      return store
+    }
+    return signStore(store, new ValueSigner(signing.secrets), signing.onRejected)
   }
   const maxValueBytes =
     options.maxValueBytes === undefined ? undefined : positiveInteger(options.maxValueBytes, 'maxValueBytes')
@@ -34,6 +55,9 @@ export function createStore(options: QueryCacheOptions, timeoutMs: number, onEve
       if (options[name] !== undefined) {
         throw new TypeError(`${name} applies to memcached servers only, and no servers were given`)
       }
+    }
+    if (signing.secrets.length > 0) {
+      throw new TypeError('secret applies to a store other processes share (memcached servers or a shared custom store); the embedded store is in-process')
     }
     if (memory !== undefined) rejectUnknown(requireOptionsObject(memory, 'memory'), MEMORY_OPTIONS, 'memory')
     const maxBytes = memory?.maxBytes === undefined ? undefined : integerFrom(memory.maxBytes, 'memory.maxBytes', 1024)
@@ -57,6 +81,8 @@ export function createStore(options: QueryCacheOptions, timeoutMs: number, onEve
     fallbackTtlSeconds: fallbackTtl === undefined ? undefined : wholeSeconds(fallbackTtl, 'fallbackTtl'),
     maxValueBytes,
     onEvent,
+    ...secretsOption(signing.secrets),
+    onRejected: signing.onRejected,
   })
 }
 

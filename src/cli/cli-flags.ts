@@ -23,10 +23,13 @@ export const DEFAULT_TIMEOUT_MS = 500
 /** Entries `warmup` replays at once; the monitor's own default is the same, and its help shows this one. */
 export const DEFAULT_WARMUP_CONCURRENCY = 4
 
-/** The flags of every command. */
+/** The flags of every command (all talk to memcached, so all take SASL credentials and signing secrets; see sasl-flags.ts, secret-flags.ts). */
 export const COMMON_FLAGS = {
   servers: { type: 'string' },
   namespace: { type: 'string' },
+  'sasl-username': { type: 'string' },
+  'sasl-password-file': { type: 'string' },
+  'secret-file': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies FlagDefinitions
 

@@ -11,4 +11,6 @@ export interface CliIo {
   readonly stderr: { write(text: string): unknown }
   /** Ends `kysely-memcache monitor`, or stops `warmup` from starting more entries, when aborted. Default: SIGINT or SIGTERM. */
   readonly signal?: AbortSignal
+  /** Where KYSELY_MEMCACHE_SASL_USERNAME and KYSELY_MEMCACHE_SASL_PASSWORD are read. Default: `process.env`. */
+  readonly env?: Readonly<Record<string, string | undefined>>
 }

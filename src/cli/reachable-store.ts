@@ -1,9 +1,17 @@
-import { MemcachedStore } from '../store/memcached/memcached-store.js'
+import { MemcachedStore, secretsOption } from '../store/memcached/memcached-store.js'
 import { probeNode } from '../store/memcached/node-probe.js'
 import type { ProbeResult } from '../store/memcached/node-probe.js'
 import type { ServerAddress } from '../store/memcached/server-address.js'
+import type { SaslCredentials } from '../util/validate.js'
 import { NAME } from './cli-io.js'
 import type { CliIo } from './cli-io.js'
+
+
+/** What a command needs to talk to the processes' nodes: their SASL credentials and signing secrets. */
+export interface NodeAccess {
+  readonly sasl: SaslCredentials | undefined
+  readonly secrets: readonly Buffer[]
+}
 
 /** What {@link probeNodes} found. */
 export interface NodeProbes {
@@ -19,9 +27,10 @@ export interface NodeProbes {
  * Probes every node at once over a fresh connection, each within `timeoutMs`.
  * Commands probe before they open a store so that they can say which nodes
  * they could not reach, and give up before waiting on a farm that is all down.
+ * With `sasl`, each probe authenticates first.
  */
-export async function probeNodes(servers: readonly ServerAddress[], timeoutMs: number): Promise<NodeProbes> {
-  const results = await Promise.all(servers.map((server) => probeNode(server, timeoutMs)))
+export async function probeNodes(servers: readonly ServerAddress[], timeoutMs: number, sasl: SaslCredentials | undefined): Promise<NodeProbes> {
+  const results = await Promise.all(servers.map((server) => probeNode(server, timeoutMs, sasl)))
   const down = new Set(servers.filter((_, i) => results[i]?.ok !== true).map((server) => server.id))
   const failures = servers
     .flatMap((server, i) => {
@@ -36,10 +45,16 @@ export async function probeNodes(servers: readonly ServerAddress[], timeoutMs: n
  * A store over `servers` that leaves the `down` nodes alone until they are
  * released, as the processes do with nodes the monitor lists down. Reads and
  * writes go only where they can land: a hung node would cost every call its
- * timeout. The caller closes the store.
+ * timeout. Its connections authenticate with `access.sasl` and its values are
+ * signed with `access.secrets`. The caller closes the store.
  */
-export function openStoreSkipping(servers: readonly ServerAddress[], timeoutMs: number, down: ReadonlySet<string>): MemcachedStore {
-  const store = new MemcachedStore({ servers: servers.map((server) => server.id), timeoutMs })
+export function openStoreSkipping(
+  servers: readonly ServerAddress[],
+  timeoutMs: number,
+  down: ReadonlySet<string>,
+  access: NodeAccess,
+): MemcachedStore {
+  const store = new MemcachedStore({ servers: servers.map((server) => server.id), timeoutMs, sasl: access.sasl, ...secretsOption(access.secrets) })
   store.holdDown(down, 'probe')
   return store
 }
@@ -55,11 +70,12 @@ export async function openReachableStore(
   timeoutMs: number,
   io: CliIo,
   outcome: string,
+  access: NodeAccess,
 ): Promise<{ store: MemcachedStore; probes: NodeProbes } | undefined> {
-  const probes = await probeNodes(servers, timeoutMs)
+  const probes = await probeNodes(servers, timeoutMs, access.sasl)
   if (probes.down.size === servers.length) {
     io.stderr.write(`${NAME}: no memcached node answered (${probes.failures}); ${outcome}\n`)
     return undefined
   }
-  return { store: openStoreSkipping(servers, timeoutMs, probes.down), probes }
+  return { store: openStoreSkipping(servers, timeoutMs, probes.down, access), probes }
 }

@@ -1,5 +1,6 @@
 import { readNodeStats } from '../store/memcached/node-probe.js'
 import type { ServerAddress } from '../store/memcached/server-address.js'
+import type { SaslCredentials } from '../util/validate.js'
 
 /**
  * How long after a warmed node is listed up the monitor watches its flush
@@ -11,15 +12,15 @@ export const WARMUP_WATCH_MS = 60_000
 
 /**
  * The node's `cmd_flush` (how often it was flushed since it started), or
- * `undefined` when it cannot be read. Never rejects.
+ * `undefined` when it cannot be read. Authenticates first with `sasl`. Never rejects.
  *
  * ```ts
- * await readFlushCount(node, 250) // 3
+ * await readFlushCount(node, 250, undefined) // 3
  * ```
  */
-export async function readFlushCount(address: ServerAddress, probeTimeoutMs: number): Promise<number | undefined> {
+export async function readFlushCount(address: ServerAddress, probeTimeoutMs: number, sasl: SaslCredentials | undefined): Promise<number | undefined> {
   try {
-    const value = (await readNodeStats(address, Math.max(probeTimeoutMs, 250)))['cmd_flush']
+    const value = (await readNodeStats(address, Math.max(probeTimeoutMs, 250), sasl))['cmd_flush']
     return value !== undefined && /^\d+$/.test(value) ? Number(value) : undefined
   } catch {
     return undefined
@@ -30,6 +31,8 @@ export async function readFlushCount(address: ServerAddress, probeTimeoutMs: num
 export interface FlushWatchOptions {
   readonly nodes: readonly ServerAddress[]
   readonly probeTimeoutMs: number
+  /** SASL PLAIN credentials for the stats reads; `undefined`: none. */
+  readonly sasl: SaslCredentials | undefined
   /** Whether the monitor lists `node` down: a down node is no longer watched. */
   readonly isDown: (node: string) => boolean
   /** A watched node was flushed since it was listed up (or since its last warm-up). */
@@ -42,7 +45,7 @@ export interface FlushWatchOptions {
  * their warm-up wrote is gone.
  *
  * ```ts
- * const flushWatch = new FlushWatch({ nodes, probeTimeoutMs: 250, isDown, onFlushed: (node) => rewarm(node) })
+ * const flushWatch = new FlushWatch({ nodes, probeTimeoutMs: 250, sasl: undefined, isDown, onFlushed: (node) => rewarm(node) })
  * flushWatch.watch('10.0.0.2:11211', 3)
  * flushWatch.check(Date.now()) // every round
  * ```
@@ -126,7 +129,7 @@ export class FlushWatch {
 
   async #checkNode(node: string, watched: { flushes: number | undefined }): Promise<void> {
     const address = this.#options.nodes.find((candidate) => candidate.id === node)!
-    const flushes = await readFlushCount(address, this.#options.probeTimeoutMs)
+    const flushes = await readFlushCount(address, this.#options.probeTimeoutMs, this.#options.sasl)
     if (flushes === undefined || flushes === watched.flushes) return
     const known = watched.flushes
     watched.flushes = flushes

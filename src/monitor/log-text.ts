@@ -63,6 +63,10 @@ export function startLines(config: MonitorConfig): string[] {
   const lines = [
     `started for ${plural(config.nodes.length, 'node', 'nodes')} (${config.servers.join(', ')}), namespace ${JSON.stringify(config.namespace)}, every ${formatDuration(config.intervalMs)}, settle ${formatDuration(config.settleMs)}`,
   ]
+  // The user only: the password never reaches a log line.
+  if (config.sasl !== undefined) lines.push(`authenticating to memcached as ${JSON.stringify(config.sasl.username)} (SASL PLAIN)`)
+  // That values are signed, and with how many secrets: never anything of a secret.
+  if (config.secrets.length > 0) lines.push(`signing values with a secret${config.secrets.length > 1 ? ` (accepting ${plural(config.secrets.length - 1, 'previous secret', 'previous secrets')})` : ''}`)
   const warmup = config.warmup
   if (warmup !== undefined) {
     const kept = warmup.manifestFile === undefined ? 'kept in memory' : `kept in ${warmup.manifestFile}`

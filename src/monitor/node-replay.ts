@@ -140,6 +140,8 @@ export async function replayNode(
       concurrency: warmup.concurrency,
       maxMs: warmup.maxMs,
       holdDown: heldDownFor(context.down, node),
+      sasl: config.sasl,
+      secrets: config.secrets,
       onDatabaseError: (error) => log(`node ${node} warm-up: database connection error: ${error.message}`),
     })
     const wanted = new Set(entries.map((entry) => entry.key))
@@ -147,7 +149,7 @@ export async function replayNode(
     // Someone else may flush the node meanwhile: a process that could read no flag (every node
     // had been down) probes it back and flushes it itself, and so does another namespace's
     // monitor. That wipes the replay, so it runs again, until the node's flush count holds still.
-    let flushes = await readFlushCount(address, config.probeTimeoutMs)
+    let flushes = await readFlushCount(address, config.probeTimeoutMs, config.sasl)
     job.flushes = flushes
     for (let attempt = 1; ; attempt++) {
       const running = client.replay(manifest, {
@@ -167,7 +169,7 @@ export async function replayNode(
       }
       report = outcome.report
       if (job.controller.signal.aborted || attempt === WARMUP_ATTEMPTS) break
-      const now = await readFlushCount(address, config.probeTimeoutMs)
+      const now = await readFlushCount(address, config.probeTimeoutMs, config.sasl)
       job.flushes = now
       if (now === undefined || flushes === undefined || now === flushes) break
       flushes = now

@@ -1,4 +1,4 @@
-import { MemcachedStore } from '../store/memcached/memcached-store.js'
+import { MemcachedStore, secretsOption } from '../store/memcached/memcached-store.js'
 import type { TierState } from '../tier/tier-state.js'
 import type { WarmupEntry, WarmupManifest } from '../warmup/manifest.js'
 import { FlushWatch } from './flush-watch.js'
@@ -50,10 +50,16 @@ export class NodeWarmer {
     this.#keeper = options.keeper
     this.#down = options.down
     this.#log = options.log
-    this.#ring = new MemcachedStore({ servers: config.servers, timeoutMs: config.probeTimeoutMs })
+    this.#ring = new MemcachedStore({
+      servers: config.servers,
+      timeoutMs: config.probeTimeoutMs,
+      sasl: config.sasl,
+      ...secretsOption(config.secrets),
+    })
     this.#flushWatch = new FlushWatch({
       nodes: config.nodes,
       probeTimeoutMs: config.probeTimeoutMs,
+      sasl: config.sasl,
       isDown: (node) => this.#down.has(node),
       onFlushed: (node) => this.#rewarm(node),
     })

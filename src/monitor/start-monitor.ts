@@ -3,7 +3,8 @@ import { dirname, resolve } from 'node:path'
 import { validateNamespace } from '../keys.js'
 import { parseServerList } from '../store/memcached/server-address.js'
 import type { TierState } from '../tier/tier-state.js'
-import { delayMs, describe, positiveInteger, positiveNumber, rejectUnknown, requireOptionsObject, wholeSeconds } from '../util/validate.js'
+import { delayMs, describe, positiveInteger, positiveNumber, rejectUnknown, requireOptionsObject, saslCredentials, signingSecrets, wholeSeconds } from '../util/validate.js'
+import type { SaslCredentials } from '../util/validate.js'
 import type { MonitorConfig, WarmupConfig } from './monitor-config.js'
 import { TierMonitor } from './tier-monitor.js'
 
@@ -41,6 +42,20 @@ export interface MonitorOptions {
    * between two rounds. Default `max(3, ceil(3 * intervalMs / 1000))`.
    */
   flagTtlSeconds?: number
+  /**
+   * SASL PLAIN credentials for nodes started with `-S`, the ones the processes
+   * use: every probe, stats read, flush and store connection authenticates. Logs
+   * and errors name the user, never the password.
+   */
+  sasl?: SaslCredentials
+  /**
+   * The processes' signing secret (see docs/security.md): the tier state, the
+   * override it reads, the statistics and the warm-up entries it writes are
+   * signed with it. Never logged. Excludes `secrets`.
+   */
+  secret?: string | Buffer
+  /** `[current, ...previous]`, as the processes have it during a rotation. */
+  secrets?: ReadonlyArray<string | Buffer>
   /** Receives one line per transition. Default `console.log`. */
   log?: (line: string) => void
   /** Called with each state after it was published (or failed to be). */
@@ -115,6 +130,9 @@ const KNOWN_OPTIONS = [
   'hitRatioRecovery',
   'minRequests',
   'flagTtlSeconds',
+  'sasl',
+  'secret',
+  'secrets',
   'log',
   'onState',
   'warmup',
@@ -185,6 +203,8 @@ function validateOptions(options: MonitorOptions): MonitorConfig {
     hitRatioRecovery,
     minRequests,
     flagTtlSeconds,
+    sasl: options.sasl === undefined ? undefined : saslCredentials(options.sasl, 'sasl'),
+    secrets: signingSecrets(options.secret, options.secrets),
     log: optionalFunction(options.log, 'log') ?? ((line) => console.log(line)),
     onState: optionalFunction(options.onState, 'onState'),
     warmup: options.warmup === undefined ? undefined : validateWarmup(options.warmup),

@@ -1,6 +1,6 @@
 import { farmCounterKeys } from '../keys.js'
 import type { FarmCounterKeys } from '../keys.js'
-import { MemcachedStore } from '../store/memcached/memcached-store.js'
+import { MemcachedStore, secretsOption } from '../store/memcached/memcached-store.js'
 import type { TierState } from '../tier/tier-state.js'
 import { errorMessage, iso, startLines } from './log-text.js'
 import { ManifestKeeper } from './manifest-keeper.js'
@@ -61,6 +61,8 @@ export class TierMonitor {
       servers: config.servers,
       timeoutMs: config.probeTimeoutMs,
       failureThreshold: Number.MAX_SAFE_INTEGER,
+      sasl: config.sasl,
+      ...secretsOption(config.secrets),
     })
     const { namespace } = config
     this.#publisher = new StatePublisher({ store: this.#store, namespace, flagTtlSeconds: config.flagTtlSeconds, onState: config.onState, log })
@@ -133,7 +135,7 @@ export class TierMonitor {
       await this.#keeper?.load()
     }
 
-    const checks = await probeRound(config.nodes, this.#down, config.probeTimeoutMs)
+    const checks = await probeRound(config.nodes, this.#down, config.probeTimeoutMs, config.sasl)
     const now = Date.now()
     for (const check of checks) this.#updateNode(check)
     this.#warmer?.startNext()
@@ -237,7 +239,9 @@ export class TierMonitor {
   /** The farm-wide counters every process increments; `undefined` when unreadable. */
   async #readCounters(): Promise<Counters | undefined> {
     try {
-      const [hits, misses] = await Promise.all([this.#store.get(this.#counterKeys.hits), this.#store.get(this.#counterKeys.misses)])
+      // incr by 0 reads a counter: counters are memcached's own numbers, not framed values a get would refuse.
+      const read = (key: string) => this.#store.increment(key, 0, 0n).then((text) => Buffer.from(text, 'latin1'))
+      const [hits, misses] = await Promise.all([read(this.#counterKeys.hits), read(this.#counterKeys.misses)])
       const parsedHits = parseCounter(hits)
       const parsedMisses = parseCounter(misses)
       return parsedHits === undefined || parsedMisses === undefined ? undefined : { hits: parsedHits, misses: parsedMisses }

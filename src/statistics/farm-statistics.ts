@@ -24,7 +24,7 @@ import { hotQueriesOf, scoreOf } from './hot-query-score.js'
 import { copyShape } from './query-shape.js'
 import type { HotQuery } from './query-shape.js'
 import type { QueryStatistics } from './query-statistics.js'
-import { validateSnapshot } from './statistics-snapshot.js'
+import { entryShape, MAX_COUNT, validateSnapshot } from './statistics-snapshot.js'
 import type { SnapshotEntry, StatisticsSnapshot } from './statistics-snapshot.js'
 import type { Store } from '../store/store.js'
 import { StoreUnavailableError } from '../store/store.js'
@@ -167,7 +167,10 @@ export class FarmStatistics {
   async readSnapshot(): Promise<StatisticsSnapshot | undefined> {
     const parse = (copy: Buffer): StatisticsSnapshot | undefined => {
       try {
-        return validateSnapshot(JSON.parse(copy.toString('utf8')), this.#key)
+        const snapshot = validateSnapshot(JSON.parse(copy.toString('utf8')), this.#key)
+        // Parameters decoded now, so read() and the manifests built from it never meet bad ones.
+        snapshot.entries.forEach((entry, index) => entryShape(entry, `${this.#key}.entries[${index}]`))
+        return snapshot
       } catch (error) {
         // Garbage under our key is no document: the next push overwrites it.
         this.#onError(error)
@@ -251,7 +254,10 @@ function positive(value: number): number {
   return value > EPSILON ? value : 0
 }
 
-/** Counts rounded to 1/1000 (a decayed count needs no 17 significant digits), and no field a snapshot does not define. */
+/**
+ * Counts rounded to 1/1000 (a decayed count needs no 17 significant digits), and no field a snapshot does not define.
+ * Capped at what readers accept: a document read near the cap plus this process's counts must still be read.
+ */
 function compact(entry: SnapshotEntry): SnapshotEntry {
-  return { ...copyShape(entry), ...mapCounts(entry, (count) => Math.round(count * 1000) / 1000) }
+  return { ...copyShape(entry), ...mapCounts(entry, (count) => Math.min(MAX_COUNT, Math.round(count * 1000) / 1000)) }
 }

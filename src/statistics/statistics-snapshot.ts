@@ -6,7 +6,7 @@
  * @module
  */
 import { decodeValue } from '../cache/codec.js'
-import { describe } from '../util/validate.js'
+import { describe, THIRTY_DAYS_SECONDS } from '../util/validate.js'
 import { COUNT_FIELDS } from './decayed-counts.js'
 import type { DecayedCounts } from './decayed-counts.js'
 import { copyShape } from './query-shape.js'
@@ -45,6 +45,9 @@ export interface StatisticsSnapshot {
  * Checks that `value` is a {@link StatisticsSnapshot} (e.g. read from memcached
  * or a file) and returns it typed. `name` prefixes the field paths in messages.
  * Parameters are checked to be text only: {@link entryShape} decodes them.
+ * Bytes from memcached are not trusted: times must be within the range of a Date,
+ * counts at most 2^53 (so sums and scaled counts stay finite), `ttl` at most 30 days
+ * (what `.cached()` accepts, and a manifest).
  *
  * @throws {TypeError} Naming the first bad field and its value, e.g.
  *   `snapshot.entries[2].requests must be a finite number >= 0, got -1`.
@@ -59,7 +62,7 @@ export function validateSnapshot(value: unknown, name = 'snapshot'): StatisticsS
   if (snapshot['version'] !== 1) {
     throw new TypeError(`${name}.version must be 1, got ${describe(snapshot['version'])}`)
   }
-  finiteAt(snapshot['at'], `${name}.at`)
+  timeAt(snapshot['at'], `${name}.at`)
   if (typeof snapshot['halfLifeMs'] !== 'number' || !(snapshot['halfLifeMs'] > 0) || !Number.isFinite(snapshot['halfLifeMs'])) {
     throw new TypeError(`${name}.halfLifeMs must be a positive finite number, got ${describe(snapshot['halfLifeMs'])}`)
   }
@@ -92,7 +95,40 @@ export function entryShape(entry: SnapshotEntry, path: string): QueryShape {
   if (!Array.isArray(parameters)) {
     throw new TypeError(`${path}.parameters must encode an array, got ${describe(parameters)}`)
   }
+  if (!isParameterTree(parameters, entry.parameters.length)) {
+    throw new TypeError(`${path}.parameters must not refer to themselves (superjson referentialEqualities), got ${describe(entry.parameters)}`)
+  }
   return { ...copyShape(entry), parameters }
+}
+
+/**
+ * Whether `value`, decoded from `size` characters of superjson, is a tree of at most
+ * `size` values. superjson's `referentialEqualities` put one decoded value in several
+ * places, the value itself included: crafted text could make parameters that contain
+ * themselves (a walk over them, as the cache key's, never ends) or double at each level
+ * (2^n values from n levels). Every value of a tree takes at least one character.
+ * Walked without recursion, so depth cannot overflow the stack here.
+ *
+ * ```ts
+ * isParameterTree(decodeValue(text), text.length)
+ * ```
+ */
+export function isParameterTree(value: unknown, size: number): boolean {
+  const pending: unknown[] = [value]
+  // Counted as they are found, so the walk itself is bounded by `size` too.
+  let found = 1
+  const add = (item: unknown): boolean => (pending.push(item), ++found <= size)
+  while (pending.length > 0) {
+    const next = pending.pop()
+    if (typeof next !== 'object' || next === null) continue
+    const prototype: unknown = Object.getPrototypeOf(next)
+    let items: Iterable<unknown> = []
+    if (Array.isArray(next) || next instanceof Set) items = next as Iterable<unknown>
+    else if (next instanceof Map) items = [...(next as Map<unknown, unknown>).keys(), ...(next as Map<unknown, unknown>).values()]
+    else if (prototype === Object.prototype || prototype === null) items = Object.values(next)
+    for (const item of items) if (!add(item)) return false
+  }
+  return found <= size
 }
 
 function validateEntry(item: unknown, path: string): void {
@@ -108,14 +144,24 @@ function validateEntry(item: unknown, path: string): void {
       throw new TypeError(`${path}.${field} must be an array of strings, got ${describe(list)}`)
     }
   }
-  for (const field of ['ttl', ...COUNT_FIELDS] as const) {
+  const ttl = entry['ttl']
+  if (typeof ttl !== 'number' || !(ttl >= 0 && ttl <= THIRTY_DAYS_SECONDS)) {
+    throw new TypeError(`${path}.ttl must be a number of seconds from 0 to ${THIRTY_DAYS_SECONDS}, got ${describe(ttl)}`)
+  }
+  for (const field of COUNT_FIELDS) {
     const number = entry[field]
     if (typeof number !== 'number' || !Number.isFinite(number) || number < 0) {
       throw new TypeError(`${path}.${field} must be a finite number >= 0, got ${describe(number)}`)
     }
+    if (number > MAX_COUNT) {
+      throw new TypeError(`${path}.${field} must be at most 2^53, got ${describe(number)}`)
+    }
   }
-  finiteAt(entry['lastSeen'], `${path}.lastSeen`)
+  timeAt(entry['lastSeen'], `${path}.lastSeen`)
 }
+
+/** Largest count a snapshot may hold: far above any real traffic, and sums of a few stay finite. */
+export const MAX_COUNT = Number.MAX_SAFE_INTEGER
 
 function objectAt(value: unknown, path: string): Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
@@ -124,9 +170,10 @@ function objectAt(value: unknown, path: string): Record<string, unknown> {
   return value as Record<string, unknown>
 }
 
-function finiteAt(value: unknown, path: string): number {
-  if (typeof value !== 'number' || !Number.isFinite(value)) {
-    throw new TypeError(`${path} must be a finite number, got ${describe(value)}`)
+/** ms since the epoch, within the range of a Date (±8.64e15). */
+function timeAt(value: unknown, path: string): number {
+  if (typeof value !== 'number' || !(Math.abs(value) <= 8.64e15)) {
+    throw new TypeError(`${path} must be a time (ms since the epoch, within the range of a Date), got ${describe(value)}`)
   }
   return value
 }

@@ -1,5 +1,5 @@
 import { isNodeAware, type NodeAwareStore, type NodeState } from './node-aware-store.js'
-import { StoreUnavailableError, type Store } from './store.js'
+import { assertStoreKey, assertStoreValue, StoreUnavailableError, type Store } from './store.js'
 import type { RejectionReason, ValueSigner } from './value-signer.js'
 
 /** Told once per refused value (the caller throttles what it reports). */
@@ -20,6 +20,11 @@ export function signStore(inner: Store, signer: ValueSigner, onRejected: OnRejec
   return isNodeAware(inner) ? new SignedNodeAwareStore(inner, signer, onRejected) : new SignedStore(inner, signer, onRejected)
 }
 
+/** Whether `store` frames its values itself (a {@link MemcachedStore} does): wrapping it again would frame twice. */
+export function isSigned(store: Store): boolean {
+  return store instanceof SignedStore
+}
+
 /** The error a home's refused value reads as: no answer from that home. */
 export class RejectedValueError extends StoreUnavailableError {
   constructor(key: string, reason: RejectionReason) {
@@ -27,7 +32,8 @@ export class RejectedValueError extends StoreUnavailableError {
   }
 }
 
-class SignedStore implements Store {
+/** See {@link signStore}. */
+export class SignedStore implements Store {
   protected readonly inner: Store
   readonly #signer: ValueSigner
   readonly #onRejected: OnRejected
@@ -50,12 +56,12 @@ class SignedStore implements Store {
     return this.#open(key, await this.inner.get(key))
   }
 
-  set(key: string, value: Buffer, ttlSeconds: number): Promise<void> {
-    return this.inner.set(key, this.#signer.seal(key, value), ttlSeconds)
+  async set(key: string, value: Buffer, ttlSeconds: number): Promise<void> {
+    return this.inner.set(key, this.#seal(key, value), ttlSeconds)
   }
 
-  add(key: string, value: Buffer, ttlSeconds: number): Promise<boolean> {
-    return this.inner.add(key, this.#signer.seal(key, value), ttlSeconds)
+  async add(key: string, value: Buffer, ttlSeconds: number): Promise<boolean> {
+    return this.inner.add(key, this.#seal(key, value), ttlSeconds)
   }
 
   delete(key: string): Promise<boolean> {
@@ -71,8 +77,8 @@ class SignedStore implements Store {
     return copies.map((copy) => (copy instanceof StoreUnavailableError ? copy : this.#open(key, copy)))
   }
 
-  setReplicas(key: string, value: Buffer, ttlSeconds: number, count: number): Promise<Array<true | StoreUnavailableError>> {
-    return this.inner.setReplicas(key, this.#signer.seal(key, value), ttlSeconds, count)
+  async setReplicas(key: string, value: Buffer, ttlSeconds: number, count: number): Promise<Array<true | StoreUnavailableError>> {
+    return this.inner.setReplicas(key, this.#seal(key, value), ttlSeconds, count)
   }
 
   readHomes(key: string, count: number): Array<Promise<Buffer | undefined>> {
@@ -89,15 +95,22 @@ class SignedStore implements Store {
   }
 
   writeHomes(key: string, value: Buffer, ttlSeconds: number, count: number): Array<Promise<void>> {
-    return this.inner.writeHomes(key, this.#signer.seal(key, value), ttlSeconds, count)
+    return this.inner.writeHomes(key, this.#seal(key, value), ttlSeconds, count)
   }
 
   addHomes(key: string, value: Buffer, ttlSeconds: number, count: number): Array<Promise<boolean>> {
-    return this.inner.addHomes(key, this.#signer.seal(key, value), ttlSeconds, count)
+    return this.inner.addHomes(key, this.#seal(key, value), ttlSeconds, count)
   }
 
   close(): Promise<void> {
     return this.inner.close()
+  }
+
+  /** Checked against this store's own limit first, so a too-large value is reported at the size the caller gave. */
+  #seal(key: string, value: Buffer): Buffer {
+    assertStoreKey(key)
+    assertStoreValue(key, value, this.maxValueBytes)
+    return this.#signer.seal(key, value)
   }
 
   #open(key: string, value: Buffer | undefined): Buffer | undefined {
@@ -109,7 +122,8 @@ class SignedStore implements Store {
   }
 }
 
-class SignedNodeAwareStore extends SignedStore implements NodeAwareStore {
+/** A {@link SignedStore} over a store with nodes: their health passes through. */
+export class SignedNodeAwareStore extends SignedStore implements NodeAwareStore {
   declare protected readonly inner: NodeAwareStore
 
   get nodeCount(): number {

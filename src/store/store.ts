@@ -24,7 +24,9 @@ export interface Store {
   /**
    * Atomically adds `amount` to the decimal counter at `key`; when the counter is
    * absent it is created holding `initial` (memcached `incr` with an initial value).
-   * Resolves the counter's new value as a decimal string.
+   * Resolves the counter's new value as a decimal string; `amount` 0 reads it.
+   * Counters are a kind of their own: a store may frame what `set` writes (the
+   * memcached store does), so read a counter with `increment`, never with `get`.
    */
   increment(key: string, amount: number, initial: bigint): Promise<string>
   /**

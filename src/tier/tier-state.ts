@@ -65,7 +65,7 @@ export async function publish(store: Store, key: string, value: object, ttlSecon
  * ```
  */
 export async function readTierState(store: Store, namespace: string): Promise<TierState | undefined> {
-  return readFreshest(store, tierStateKey(namespace), isTierState)
+  return readFreshest(store, tierStateKey(namespace), readTierStateDocument)
 }
 
 /**
@@ -78,7 +78,7 @@ export async function readTierState(store: Store, namespace: string): Promise<Ti
  */
 export async function readModeOverride(store: Store, namespace: string, now = Date.now()): Promise<ModeOverride | undefined> {
   // Newest write wins, so a node that missed a clear cannot revive an old override.
-  const override = await readFreshest(store, modeOverrideKey(namespace), isModeOverride)
+  const override = await readFreshest(store, modeOverrideKey(namespace), readModeOverrideDocument)
   return override !== undefined && override.until > now ? override : undefined
 }
 
@@ -119,54 +119,77 @@ export async function writeModeOverride(
 async function readFreshest<T extends { readonly at: number }>(
   store: Store,
   key: string,
-  valid: (value: unknown) => value is T,
+  read: (value: unknown) => T | undefined,
 ): Promise<T | undefined> {
   try {
-    return await readSharedDocument(store, key, (copy) => parseIf(copy, valid), (document) => document.at)
+    return await readSharedDocument(store, key, (copy) => parseWith(copy, read), (document) => document.at)
   } catch (error) {
     if (error instanceof StoreUnavailableError) return undefined
     throw error
   }
 }
 
-function parseIf<T>(copy: Buffer, valid: (value: unknown) => value is T): T | undefined {
+/**
+ * Anyone who reaches a node can write any bytes under these keys: a copy counts only
+ * if it is JSON of the right shape, every field of the right type, times within the
+ * range of a Date (status prints them as ISO text), the ratio within 0..1. What is
+ * returned is a copy of the known fields, nothing else of the document.
+ */
+function parseWith<T>(copy: Buffer, read: (value: unknown) => T | undefined): T | undefined {
+  let value: unknown
   try {
-    const value: unknown = JSON.parse(copy.toString('utf8'))
-    return valid(value) ? value : undefined
+    value = JSON.parse(copy.toString('utf8'))
   } catch {
     // Garbage under our key is no state at all.
     return undefined
   }
+  return read(value)
 }
 
 function isMode(value: unknown): value is CacheMode {
   return value === 'normal' || value === 'degraded'
 }
 
-function isModeOverride(value: unknown): value is ModeOverride {
-  const o = value as ModeOverride
-  return (
-    typeof o === 'object' &&
-    o !== null &&
-    isMode(o.mode) &&
-    typeof o.until === 'number' &&
-    typeof o.at === 'number' &&
-    typeof o.setBy === 'string'
-  )
+/** ms since the epoch that a Date holds (±8.64e15): JSON can say 1e999 (Infinity) or 1e300. */
+function isTime(value: unknown): value is number {
+  return typeof value === 'number' && Math.abs(value) <= 8.64e15
 }
 
-function isTierState(value: unknown): value is TierState {
-  const s = value as TierState
-  return (
-    typeof s === 'object' &&
-    s !== null &&
-    s.version === 1 &&
-    isMode(s.mode) &&
-    Array.isArray(s.down) &&
-    s.down.every((node) => typeof node === 'string') &&
-    typeof s.since === 'number' &&
-    typeof s.at === 'number' &&
-    typeof s.reason === 'string' &&
-    typeof s.setBy === 'string'
-  )
+function isCount(value: unknown): value is number {
+  return Number.isSafeInteger(value) && (value as number) >= 0
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function readModeOverrideDocument(value: unknown): ModeOverride | undefined {
+  if (!isRecord(value)) return undefined
+  const { mode, until, setBy, at } = value
+  if (!isMode(mode) || !isTime(until) || !isTime(at) || typeof setBy !== 'string') return undefined
+  return { mode, until, setBy, at }
+}
+
+function readTierStateDocument(value: unknown): TierState | undefined {
+  if (!isRecord(value)) return undefined
+  const { version, mode, down, since, reason, setBy, at, hitRatio, override, warmup } = value
+  if (version !== 1 || !isMode(mode) || !isTime(since) || !isTime(at) || typeof reason !== 'string' || typeof setBy !== 'string') {
+    return undefined
+  }
+  if (!Array.isArray(down) || !down.every((node) => typeof node === 'string')) return undefined
+  if (hitRatio !== undefined && !(typeof hitRatio === 'number' && hitRatio >= 0 && hitRatio <= 1)) return undefined
+  const state: { -readonly [K in keyof TierState]: TierState[K] } = { version, mode, down: [...(down as string[])], since, reason, setBy, at }
+  if (hitRatio !== undefined) state.hitRatio = hitRatio
+  if (override !== undefined) {
+    const checked = readModeOverrideDocument(override)
+    if (checked === undefined) return undefined
+    state.override = checked
+  }
+  if (warmup !== undefined) {
+    if (!isRecord(warmup)) return undefined
+    const { node, done, total, startedAt } = warmup
+    if (typeof node !== 'string' || !isCount(done) || !isCount(total) || !isTime(startedAt)) return undefined
+    state.warmup = { node, done, total, startedAt }
+  }
+  return state
 }

@@ -29,6 +29,7 @@ import { validateNamespace } from '../keys.js'
 import { describe, ttlSeconds } from '../util/validate.js'
 import type { HotQuery, QueryShape } from '../statistics/query-shape.js'
 import { classifyRawStatement } from '../kysely/raw-statement.js'
+import { isParameterTree } from '../statistics/statistics-snapshot.js'
 
 /** One query to replay. */
 export interface WarmupEntry extends QueryShape {
@@ -76,8 +77,9 @@ const ISO_DATE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d
 /**
  * A manifest of `hot` (as ranked by `QueryStatistics.top` or
  * `FarmStatistics.read`), in the given order. Entries a manifest cannot carry
- * (SQL that is not a single read-only statement) are left out, so what this
- * returns always passes {@link parseManifest}.
+ * (SQL that is not a single read-only statement, a key that is not a cache key, a
+ * score that is not finite…) are left out, so what this returns always passes
+ * {@link parseManifest}.
  *
  * @throws {TypeError} When `namespace` is not a valid namespace.
  *
@@ -91,8 +93,7 @@ export function createManifest(namespace: string, hot: readonly HotQuery[], now:
   validateNamespace(namespace)
   const entries: WarmupEntry[] = []
   for (const query of hot) {
-    if (sqlProblem(query.sql) !== undefined) continue
-    entries.push({
+    const entry = {
       key: query.key,
       sql: query.sql,
       parameters: [...query.parameters],
@@ -100,7 +101,16 @@ export function createManifest(namespace: string, hot: readonly HotQuery[], now:
       tags: [...query.tags],
       ttl: query.ttl,
       score: query.score,
-    })
+    }
+    // Checked as parseManifest checks it: farm statistics come from memcached, which anyone
+    // who reaches a node can write (a key with spaces, a score of Infinity…).
+    try {
+      parseEntry(entry, 'entry')
+    } catch (error) {
+      if (error instanceof ManifestError) continue
+      throw error
+    }
+    entries.push(entry)
   }
   return { version: SUPPORTED_VERSION, namespace, createdAt: now.toISOString(), entries }
 }
@@ -255,13 +265,18 @@ function parseParameters(value: unknown, path: string): unknown[] {
     throw new ManifestError(`${path}.meta must be an object, got ${describe(form['meta'])}`, `${path}.meta`)
   }
   let decoded: unknown
+  let text: string
   try {
-    decoded = decodeValue(JSON.stringify({ json: form['json'], meta: form['meta'] }))
+    text = JSON.stringify({ json: form['json'], meta: form['meta'] })
+    decoded = decodeValue(text)
   } catch (error) {
     throw new ManifestError(`${path} is not valid superjson: ${(error as Error).message}`, path, { cause: error })
   }
   if (!Array.isArray(decoded)) {
     throw new ManifestError(`${path} must decode to an array, got ${describe(decoded)}`, path)
+  }
+  if (!isParameterTree(decoded, text.length)) {
+    throw new ManifestError(`${path} must not refer to itself (superjson referentialEqualities)`, path)
   }
   return decoded
 }

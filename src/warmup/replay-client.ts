@@ -2,8 +2,9 @@ import { Kysely, PostgresDialect } from 'kysely'
 import { CacheEngine } from '../cache/engine.js'
 import { Codec } from '../cache/codec.js'
 import { createCachingDialect } from '../kysely/caching-dialect.js'
-import { MemcachedStore } from '../store/memcached/memcached-store.js'
+import { MemcachedStore, secretsOption } from '../store/memcached/memcached-store.js'
 import type { NodeAwareStore } from '../store/node-aware-store.js'
+import type { SaslCredentials } from '../util/validate.js'
 import { runWarmup } from './replay.js'
 import type { WarmupOptions, WarmupReport } from './replay.js'
 import type { WarmupManifest } from './manifest.js'
@@ -22,6 +23,10 @@ export interface ReplayClientOptions {
   readonly maxMs: number
   /** Nodes the replay routes around (down, or not yet flushed): it reads and writes the others only. */
   readonly holdDown?: ReadonlySet<string>
+  /** SASL PLAIN credentials for the memcached connections (nodes started with `-S`). */
+  readonly sasl?: SaslCredentials
+  /** The processes' signing secrets, current first (see docs/security.md). */
+  readonly secrets?: readonly Buffer[]
   /** An idle database connection failed; without a listener the pool's `error` event would end the process. */
   readonly onDatabaseError?: (error: Error) => void
 }
@@ -60,7 +65,7 @@ export interface ReplayClient {
  */
 export async function createReplayClient(options: ReplayClientOptions): Promise<ReplayClient> {
   const { default: pg } = await import('pg')
-  const store = new MemcachedStore({ servers: options.servers })
+  const store = new MemcachedStore({ servers: options.servers, sasl: options.sasl, ...secretsOption(options.secrets ?? []) })
   if (options.holdDown !== undefined) store.holdDown(options.holdDown, 'flushed')
   const engine = new CacheEngine({
     store,

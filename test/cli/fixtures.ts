@@ -13,7 +13,8 @@ import type { TestDatabase } from '../harness/database.js'
 import { closeClient, createClient } from '../harness/farm.js'
 import type { Client } from '../harness/farm.js'
 import { startMemcached } from '../harness/memcached.js'
-import type { MemcachedCluster } from '../harness/memcached.js'
+import type { MemcachedCluster, StartMemcachedOptions } from '../harness/memcached.js'
+import type { SaslCredentials } from '../../src/util/validate.js'
 
 let namespaces = 0
 
@@ -26,20 +27,22 @@ export interface CliMemcached {
   readonly cluster: MemcachedCluster
   /** The nodes as --servers takes them. */
   readonly servers: string
+  /** The credentials the nodes want (started with `sasl`), which the stores and clients here use. */
+  readonly sasl: SaslCredentials | undefined
   /** A store on the nodes, closed after the test. */
   reader(): MemcachedStore
   /** Stops `monitor` after the test. */
   track(monitor: Monitor): Monitor
 }
 
-/** Two memcached nodes for the calling test file. */
-export function useMemcached(): CliMemcached {
+/** Two memcached nodes for the calling test file (with SASL on when `options.sasl`). */
+export function useMemcached(options: StartMemcachedOptions = {}): CliMemcached {
   let cluster: MemcachedCluster | undefined
   const monitors: Monitor[] = []
   const stores: MemcachedStore[] = []
 
   beforeAll(async () => {
-    cluster = await startMemcached(2)
+    cluster = await startMemcached(2, options)
   })
 
   afterEach(async () => {
@@ -62,8 +65,9 @@ export function useMemcached(): CliMemcached {
     get servers() {
       return started().servers.join(',')
     },
+    sasl: options.sasl,
     reader: () => {
-      const store = new MemcachedStore({ servers: started().servers, timeoutMs: 200 })
+      const store = new MemcachedStore({ servers: started().servers, timeoutMs: 200, sasl: options.sasl })
       stores.push(store)
       return store
     },
@@ -119,7 +123,7 @@ export function useDatabase(memcached: CliMemcached): CliDatabase {
     return database
   }
   const client = (namespace: string): Client => {
-    const made = createClient(opened(), { servers: memcached.cluster.servers, namespace })
+    const made = createClient(opened(), { servers: memcached.cluster.servers, namespace, sasl: memcached.sasl })
     clients.push(made)
     return made
   }

@@ -12,8 +12,8 @@ export interface Run {
   stderr: string
 }
 
-/** Runs `main(argv)` with captured output; `tty` makes stdout look like a terminal. */
-export async function run(argv: string[], signal?: AbortSignal, tty = false): Promise<Run> {
+/** Runs `main(argv)` with captured output; `tty` makes stdout look like a terminal; `env` stands in for process.env. */
+export async function run(argv: string[], signal?: AbortSignal, tty = false, env?: Record<string, string | undefined>): Promise<Run> {
   let stdout = ''
   let stderr = ''
   const io: CliIo = {
@@ -21,15 +21,20 @@ export async function run(argv: string[], signal?: AbortSignal, tty = false): Pr
     stdout: tty ? ({ write: (text: string) => (stdout += text), isTTY: true, columns: 120 } as CliIo['stdout']) : { write: (text: string) => (stdout += text) },
     stderr: { write: (text: string) => (stderr += text) },
     ...(signal === undefined ? {} : { signal }),
+    ...(env === undefined ? {} : { env }),
   }
   const code = await main(argv, io)
   return { code, stdout, stderr }
 }
 
-/** Runs the real bin the way a shell would, through tsx. */
-export function spawnCli(argv: string[], whileRunning?: (child: ReturnType<typeof spawn>, output: () => string) => Promise<void>): Promise<Run> {
+/** Runs the real bin the way a shell would, through tsx; `env` is added to this process's environment. */
+export function spawnCli(
+  argv: string[],
+  whileRunning?: (child: ReturnType<typeof spawn>, output: () => string) => Promise<void>,
+  env: Record<string, string> = {},
+): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...argv], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...argv], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
     let stdout = ''
     let stderr = ''
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))

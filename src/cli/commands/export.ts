@@ -11,6 +11,8 @@ import type { ParsedFlags } from '../cli-flags.js'
 import { integerFlag, readTarget, timeoutFlag } from '../flag-values.js'
 import { countEntries, formatSpan, messageOf } from '../format.js'
 import { openReachableStore } from '../reachable-store.js'
+import { readSasl, SASL_HELP } from '../sasl-flags.js'
+import { readSecrets, SECRET_HELP } from '../secret-flags.js'
 import { UsageError } from '../usage-error.js'
 import { writeAtomically } from '../write-atomically.js'
 
@@ -32,6 +34,9 @@ ${COMMON_HELP}
   --out <file>          write the manifest there (atomically) instead of stdout
 ${TIMEOUT_HELP}
 
+${SASL_HELP}
+${SECRET_HELP}
+
 Exits 1, writing nothing, when no node holds statistics for the namespace.
 `
 
@@ -47,8 +52,9 @@ export async function runExport({ values }: ParsedFlags<typeof EXPORT_FLAGS>, io
   const limit = values.limit === undefined ? DEFAULT_EXPORT_LIMIT : integerFlag(values.limit, '--limit', 'export')
   if (values.out !== undefined && values.out.trim() === '') throw new UsageError('--out must be a file path', 'export')
   const timeoutMs = timeoutFlag(values.timeout, 'export')
+  const access = { sasl: readSasl('export', values, io), secrets: readSecrets('export', values, io) }
 
-  const reachable = await openReachableStore(servers, timeoutMs, io, 'nothing was exported')
+  const reachable = await openReachableStore(servers, timeoutMs, io, 'nothing was exported', access)
   if (reachable === undefined) return EXIT.failure
   const { store } = reachable
   let manifest: WarmupManifest

@@ -9,6 +9,8 @@ import type { ParsedFlags } from '../cli-flags.js'
 import { durationFlag, readTarget, timeoutFlag } from '../flag-values.js'
 import { iso, messageOf } from '../format.js'
 import { openReachableStore } from '../reachable-store.js'
+import { readSasl, SASL_HELP } from '../sasl-flags.js'
+import { readSecrets, SECRET_HELP } from '../secret-flags.js'
 import { UsageError } from '../usage-error.js'
 
 /** The flags of `kysely-memcache mode`; the mode itself is its one argument. */
@@ -25,6 +27,9 @@ Options:
 ${COMMON_HELP}
   --for <duration>      how long the override lasts, e.g. 10m (required for degraded and normal)
 ${TIMEOUT_HELP}
+
+${SASL_HELP}
+${SECRET_HELP}
 `
 
 /**
@@ -57,8 +62,9 @@ export async function runMode({ values, positionals }: ParsedFlags<typeof MODE_F
     if (forMs > THIRTY_DAYS_SECONDS * 1000) throw new UsageError(`--for must be at most 30d, got ${JSON.stringify(values.for)}`, 'mode')
   }
   const timeoutMs = timeoutFlag(values.timeout, 'mode')
+  const access = { sasl: readSasl('mode', values, io), secrets: readSecrets('mode', values, io) }
 
-  const reachable = await openReachableStore(servers, timeoutMs, io, 'nothing was changed')
+  const reachable = await openReachableStore(servers, timeoutMs, io, 'nothing was changed', access)
   if (reachable === undefined) return EXIT.failure
   const { store, probes } = reachable
   try {

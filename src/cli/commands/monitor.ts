@@ -5,6 +5,8 @@ import type { CliIo } from '../cli-io.js'
 import { COMMON_FLAGS, COMMON_HELP, DEFAULT_WARMUP_CONCURRENCY } from '../cli-flags.js'
 import type { FlagValues, ParsedFlags } from '../cli-flags.js'
 import { durationFlag, integerFlag, readTarget } from '../flag-values.js'
+import { readSasl, SASL_HELP } from '../sasl-flags.js'
+import { readSecrets, SECRET_HELP } from '../secret-flags.js'
 import { untilStopped } from '../stop-signal.js'
 import { UsageError, usageCheck } from '../usage-error.js'
 
@@ -50,6 +52,9 @@ Warm-up (see docs/warmup.md):
   --warmup-max <duration>     longest a node's warm-up may take; it is listed up then
                               anyway (default 1m)
 
+${SASL_HELP}
+${SECRET_HELP}
+
 Durations: 250ms, 1s, 30s, 10m, 1h, 1m30s; a plain number is milliseconds.
 `
 
@@ -64,6 +69,8 @@ export async function runMonitor({ values }: ParsedFlags<typeof MONITOR_FLAGS>, 
   const settleMs = values.settle === undefined ? 30_000 : durationFlag(values.settle, '--settle', 'monitor', true)
   const probeTimeoutMs = values['probe-timeout'] === undefined ? undefined : durationFlag(values['probe-timeout'], '--probe-timeout', 'monitor')
   const warmup = monitorWarmup(values)
+  const sasl = readSasl('monitor', values, io)
+  const secrets = readSecrets('monitor', values, io)
   const monitor: Monitor = usageCheck(
     'monitor',
     () =>
@@ -74,6 +81,8 @@ export async function runMonitor({ values }: ParsedFlags<typeof MONITOR_FLAGS>, 
         settleMs,
         ...(probeTimeoutMs === undefined ? {} : { probeTimeoutMs }),
         ...(warmup === undefined ? {} : { warmup }),
+        sasl,
+        ...(secrets.length === 0 ? {} : { secrets }),
         log: (line) => io.stdout.write(`${line}\n`),
       }),
     // What the flags could not check themselves, e.g. a --manifest in a directory that does not exist.

@@ -10,7 +10,9 @@ import { COMMON_FLAGS, COMMON_HELP, TIMEOUT_FLAG, TIMEOUT_HELP } from '../cli-fl
 import type { ParsedFlags } from '../cli-flags.js'
 import { readTarget, timeoutFlag } from '../flag-values.js'
 import { formatSpan, iso } from '../format.js'
-import { openStoreSkipping, probeNodes } from '../reachable-store.js'
+import { openStoreSkipping, probeNodes, type NodeAccess } from '../reachable-store.js'
+import { readSasl, SASL_HELP } from '../sasl-flags.js'
+import { readSecrets, SECRET_HELP } from '../secret-flags.js'
 
 /** The flags of `kysely-memcache status`. */
 export const STATUS_FLAGS = { ...COMMON_FLAGS, json: { type: 'boolean' }, ...TIMEOUT_FLAG } as const
@@ -26,6 +28,9 @@ Options:
 ${COMMON_HELP}
   --json                print JSON instead of text
 ${TIMEOUT_HELP}
+
+${SASL_HELP}
+${SECRET_HELP}
 `
 
 /** One node in `status --json`. */
@@ -69,20 +74,26 @@ export interface StatusReport {
 export async function runStatus({ values }: ParsedFlags<typeof STATUS_FLAGS>, io: CliIo): Promise<number> {
   const { servers, namespace } = readTarget('status', values)
   const timeoutMs = timeoutFlag(values.timeout, 'status')
-  const report = await takeStatus(servers, namespace, timeoutMs)
+  const access = { sasl: readSasl('status', values, io), secrets: readSecrets('status', values, io) }
+  const report = await takeStatus(servers, namespace, timeoutMs, access)
   io.stdout.write(values.json === true ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report))
   return EXIT.ok
 }
 
-async function takeStatus(servers: readonly ServerAddress[], namespace: string, timeoutMs: number): Promise<StatusReport> {
-  const probes = await probeNodes(servers, timeoutMs)
+async function takeStatus(
+  servers: readonly ServerAddress[],
+  namespace: string,
+  timeoutMs: number,
+  access: NodeAccess,
+): Promise<StatusReport> {
+  const probes = await probeNodes(servers, timeoutMs, access.sasl)
   const nodes = await Promise.all(
     servers.map(async (server, i): Promise<NodeStatus> => {
       const probe = probes.results[i] as ProbeResult
       if (!probe.ok) return { address: server.id, up: false, reason: probe.reason, message: probe.message }
       const status: Extract<NodeStatus, { up: true }> = { address: server.id, up: true, latencyMs: round1(probe.latencyMs), version: probe.version }
       try {
-        const stats = await readNodeStats(server, timeoutMs)
+        const stats = await readNodeStats(server, timeoutMs, access.sasl)
         assignNumber(status, 'items', stats['curr_items'])
         assignNumber(status, 'getHits', stats['get_hits'])
         assignNumber(status, 'getMisses', stats['get_misses'])
@@ -97,7 +108,7 @@ async function takeStatus(servers: readonly ServerAddress[], namespace: string, 
   let state: TierState | undefined
   let override: ModeOverride | undefined
   if (probes.down.size < servers.length) {
-    const store = openStoreSkipping(servers, timeoutMs, probes.down)
+    const store = openStoreSkipping(servers, timeoutMs, probes.down, access)
     try {
       ;[state, override] = await Promise.all([
         readTierState(store, namespace).catch(() => undefined),

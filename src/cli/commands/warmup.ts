@@ -4,6 +4,7 @@ import { createQueryCache } from '../../cache/create-query-cache.js'
 import type { QueryCache } from '../../cache/create-query-cache.js'
 import { redactUrl } from '../../monitor/log-text.js'
 import type { ServerAddress } from '../../store/memcached/server-address.js'
+import type { SaslCredentials } from '../../util/validate.js'
 import { ManifestError, parseManifest } from '../../warmup/manifest.js'
 import type { WarmupManifest } from '../../warmup/manifest.js'
 import type { WarmupReport } from '../../warmup/replay.js'
@@ -13,6 +14,8 @@ import { COMMON_FLAGS, DEFAULT_WARMUP_CONCURRENCY } from '../cli-flags.js'
 import type { ParsedFlags } from '../cli-flags.js'
 import { integerFlag, namespaceFlag, readTarget } from '../flag-values.js'
 import { clip, countEntries, formatSpan } from '../format.js'
+import { readSasl, SASL_HELP } from '../sasl-flags.js'
+import { readSecrets, SECRET_HELP } from '../secret-flags.js'
 import { stopSignal } from '../stop-signal.js'
 import { UsageError } from '../usage-error.js'
 import { warmupProgress } from '../warmup-progress.js'
@@ -40,6 +43,9 @@ Options:
   --concurrency <n>     entries replayed at once (default ${DEFAULT_WARMUP_CONCURRENCY})
   -h, --help            show this help
 
+${SASL_HELP}
+${SECRET_HELP}
+
 Exits 0 when every entry ran, 1 when any failed or was interrupted (SIGINT,
 SIGTERM), 2 on bad input (an invalid manifest names the field at fault).
 `
@@ -61,6 +67,8 @@ export async function runWarmup({ values }: ParsedFlags<typeof WARMUP_FLAGS>, io
   // The namespace is the manifest's: --namespace only confirms it.
   const { servers } = readTarget('warmup', { servers: values.servers })
   const concurrency = values.concurrency === undefined ? DEFAULT_WARMUP_CONCURRENCY : integerFlag(values.concurrency, '--concurrency', 'warmup')
+  const sasl = readSasl('warmup', values, io)
+  const secrets = readSecrets('warmup', values, io)
   const manifest = await readManifest(file, io)
   if (manifest === undefined) return EXIT.usage
   const namespace = values.namespace === undefined ? manifest.namespace : confirmNamespace(values.namespace, manifest, file)
@@ -75,7 +83,7 @@ export async function runWarmup({ values }: ParsedFlags<typeof WARMUP_FLAGS>, io
   io.stdout.write(
     `${NAME}: warming ${countEntries(manifest.entries.length)} of namespace ${JSON.stringify(namespace)} from ${file} (made ${formatSpan(Date.parse(manifest.createdAt), Date.now())} ago) into ${servers.map((server) => server.id).join(', ')}, ${concurrency} at a time, from ${redactUrl(databaseUrl)}\n`,
   )
-  const report = await replay(manifest, { servers, namespace, databaseUrl, concurrency, pg }, io)
+  const report = await replay(manifest, { servers, namespace, databaseUrl, concurrency, pg, sasl, secrets }, io)
   printReport(report, io)
   return report.failed > 0 || report.aborted > 0 ? EXIT.failure : EXIT.ok
 }
@@ -115,6 +123,8 @@ interface ReplayTarget {
   databaseUrl: string
   concurrency: number
   pg: typeof import('pg').default
+  sasl: SaslCredentials | undefined
+  secrets: readonly Buffer[]
 }
 
 /** Replays `manifest` through a cache client of its own, showing progress; stops starting entries on `io.signal` (or SIGINT/SIGTERM). */
@@ -125,7 +135,14 @@ async function replay(manifest: WarmupManifest, target: ReplayTarget, io: CliIo)
   const counts: WarmupCounts = { warmed: 0, skipped: 0, failed: 0 }
   let progress: WarmupProgress | undefined
   try {
-    cache = createQueryCache({ servers: target.servers.map((server) => server.id), namespace: target.namespace, statistics: false, safeMode: false })
+    cache = createQueryCache({
+      servers: target.servers.map((server) => server.id),
+      namespace: target.namespace,
+      statistics: false,
+      safeMode: false,
+      sasl: target.sasl,
+      ...(target.secrets.length === 0 ? {} : { secrets: target.secrets }),
+    })
     // Route as the processes do: nodes the monitor lists down are off the ring from the first entry.
     await cache.refreshMode()
     const pool = new target.pg.Pool({ connectionString: target.databaseUrl, max: target.concurrency })

@@ -1,11 +1,14 @@
 import type { Socket } from 'node:net'
 import memjs from 'memjs'
 import type { Client as MemjsClient, Response as MemjsResponse, Server as MemjsServer } from 'memjs'
+import type { SaslCredentials } from '../../util/validate.js'
+import { saslFailureMessage } from './sasl.js'
 import type { ServerAddress } from './server-address.js'
 
 const SILENT_LOGGER = { log(): void {} }
 
-export type FailureKind = 'timeout' | 'refused' | 'io' | 'closed' | 'garbled' | 'reset'
+/** `auth`: the node turned the SASL credentials (or their absence) away. */
+export type FailureKind = 'timeout' | 'refused' | 'io' | 'closed' | 'garbled' | 'reset' | 'auth'
 
 /** The node did not answer properly; counts toward taking it off the ring. */
 export class NodeFailure extends Error {
@@ -25,7 +28,14 @@ interface MemjsServerInternals {
   username?: string
   password?: string
   sock(sasl: boolean, go: (socket: Socket) => void): void
+  removeAllListeners(event: string): void
 }
+
+/**
+ * What memjs passes to its callbacks (a string, not an Error) when a reply has
+ * status 0x20: the credentials were refused, or a command was sent without them.
+ */
+const MEMJS_AUTH_FAILURE = /authentication failed/i
 
 interface PendingRequest {
   fail(failure: NodeFailure): void
@@ -46,14 +56,21 @@ export class Connection {
   #corked = false
   readonly #timeoutMs: number
   readonly #onBroken: (failure: NodeFailure) => void
+  /** Names the node and user when the node refuses authentication. */
+  readonly #authFailure: () => NodeFailure
   #seq = 0
   #broken = false
   /** Whether the sockets are ref'd now (a request is in flight). */
   #holding = true
 
-  constructor(address: ServerAddress, timeoutMs: number, onBroken: (failure: NodeFailure) => void) {
+  /**
+   * @param sasl With it, every socket memjs opens authenticates (SASL PLAIN)
+   *   before its first request; without it, none does.
+   */
+  constructor(address: ServerAddress, timeoutMs: number, onBroken: (failure: NodeFailure) => void, sasl?: SaslCredentials) {
     this.#timeoutMs = timeoutMs
     this.#onBroken = onBroken
+    this.#authFailure = () => new NodeFailure('auth', saslFailureMessage(address.id, sasl))
     // Server built directly: Client.create splits "[::1]:11211" on every colon.
     this.#server = new memjs.Server(address.host, address.port, undefined, undefined, {
       timeout: timeoutMs / 1000,
@@ -61,10 +78,12 @@ export class Connection {
       keepAlive: true,
     })
     const internals = this.#server as unknown as MemjsServerInternals
-    // memjs falls back to MEMCACHIER_USERNAME/PASSWORD from the environment and
-    // would start SASL against a plain memcached; this store does not do SASL.
-    internals.username = undefined
-    internals.password = undefined
+    // memjs falls back to MEMCACHIER_USERNAME/MEMCACHE_USERNAME (and _PASSWORD) from the
+    // environment: only the credentials given count. With both set, memjs's sock()
+    // authenticates every new socket (reconnections included) and holds the requests
+    // queued on it until the node accepted; a refusal fails them (MEMJS_AUTH_FAILURE).
+    internals.username = sasl?.username
+    internals.password = sasl?.password
     // Track every socket memjs opens: it forgets some (after a timeout it only
     // half-closes them), and an unreferenced live socket keeps the process alive.
     const originalSock = internals.sock
@@ -134,7 +153,12 @@ export class Connection {
         this.#corkUntilNextTick()
         this.#client.perform(key, request, seq, (error: unknown, response?: MemjsResponse) => {
           if (error) {
-            fail(ioFailure(error))
+            if (typeof error === 'string' && MEMJS_AUTH_FAILURE.test(error)) {
+              // Every request on this socket meets the same refusal: fail them all with it.
+              this.breakWith(this.#authFailure(), true)
+            } else {
+              fail(ioFailure(error))
+            }
           } else if (response === undefined) {
             fail(new NodeFailure('garbled', 'empty reply'))
           } else if (settle()) {
@@ -210,6 +234,9 @@ export class Connection {
     try {
       // Clears memjs's callbacks and destroys the socket it still knows about.
       this.#server.error(new Error('connection discarded'))
+      // A socket whose authentication failed leaves memjs's 'authenticated' listener
+      // behind, holding its first request: it must never run on a later socket.
+      ;(this.#server as unknown as MemjsServerInternals).removeAllListeners('authenticated')
     } catch {
       // Nothing left to clean in memjs.
     }

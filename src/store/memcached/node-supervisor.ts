@@ -1,3 +1,4 @@
+import type { SaslCredentials } from '../../util/validate.js'
 import { asError, Connection, NodeFailure } from './connection.js'
 import { EMPTY, OPCODE, STATUS, statusText } from './protocol.js'
 import type { NodeHealth, NodeRing } from './ring.js'
@@ -8,6 +9,8 @@ export interface NodeSupervisorConfig {
   readonly timeoutMs: number
   readonly failureThreshold: number
   readonly retryAfterMs: number
+  /** SASL PLAIN credentials every connection authenticates with; `undefined`: none. */
+  readonly sasl: SaslCredentials | undefined
   /** Node events (down, up, probe errors) for the store's listener. */
   readonly emit: (event: StoreEvent) => void
 }
@@ -20,7 +23,7 @@ export interface NodeSupervisorConfig {
  * writes made while it was away).
  *
  * ```ts
- * const supervisor = new NodeSupervisor(ring, { timeoutMs: 250, failureThreshold: 3, retryAfterMs: 5000, emit })
+ * const supervisor = new NodeSupervisor(ring, { timeoutMs: 250, failureThreshold: 3, retryAfterMs: 5000, sasl: undefined, emit })
  * const response = await supervisor.connectionFor(node).request(OPCODE.get, key, EMPTY, EMPTY)
  * ```
  */
@@ -29,6 +32,7 @@ export class NodeSupervisor {
   readonly #timeoutMs: number
   readonly #failureThreshold: number
   readonly #retryAfterMs: number
+  readonly #sasl: SaslCredentials | undefined
   readonly #emit: (event: StoreEvent) => void
   #closed = false
 
@@ -37,6 +41,7 @@ export class NodeSupervisor {
     this.#timeoutMs = config.timeoutMs
     this.#failureThreshold = config.failureThreshold
     this.#retryAfterMs = config.retryAfterMs
+    this.#sasl = config.sasl
     this.#emit = config.emit
   }
 
@@ -84,8 +89,11 @@ export class NodeSupervisor {
   /** The node's connection, opened on first use; its breaking counts as one failure of the node. */
   connectionFor(node: NodeHealth): Connection {
     if (node.connection === undefined) {
-      const connection: Connection = new Connection(node.address, this.#timeoutMs, (failure) =>
-        this.#onBroken(node, connection, failure),
+      const connection: Connection = new Connection(
+        node.address,
+        this.#timeoutMs,
+        (failure) => this.#onBroken(node, connection, failure),
+        this.#sasl,
       )
       node.connection = connection
     }

@@ -12,6 +12,12 @@ export const OPCODE = {
   version: 0x0b,
 } as const
 
+/** Opcodes sent only by the node probes, on a connection of their own. */
+export const PROBE_OPCODE = {
+  stat: 0x10,
+  saslAuth: 0x21,
+} as const
+
 /** An operation with a key, as named in errors and events. */
 export type Operation = keyof typeof OPCODE
 
@@ -23,9 +29,16 @@ export const STATUS = {
   tooLarge: 0x03,
   notStored: 0x05,
   nonNumeric: 0x06,
+  /** SASL credentials refused, or a command sent before authenticating. */
+  authError: 0x20,
+  /** The node has SASL off (no `-S`): it knows no SASL command. */
+  unknownCommand: 0x81,
 } as const
 
-const RESPONSE_MAGIC = 0x81
+export const RESPONSE_MAGIC = 0x81
+export const REQUEST_MAGIC = 0x80
+/** Fixed size of every binary-protocol header. */
+export const HEADER_BYTES = 24
 const UINT32_MAX = 0xffffffff
 
 /** No extras, no value. */
@@ -77,6 +90,17 @@ export function garbledReason(operation: Operation, response: MemjsResponse): st
 
 /** A refusal's status and memcached's own words, for error messages. */
 export function statusText(response: MemjsResponse): string {
-  const text = response.val.length > 0 ? response.val.toString('latin1', 0, 200) : 'no message'
-  return `status 0x${response.header.status.toString(16).padStart(2, '0')} (${text})`
+  return replyStatusText(response.header.status, response.val)
+}
+
+/**
+ * {@link statusText} from a reply's status and value.
+ *
+ * ```ts
+ * replyStatusText(0x20, Buffer.from('Auth failure.')) // 'status 0x20 (Auth failure.)'
+ * ```
+ */
+export function replyStatusText(status: number, value: Buffer): string {
+  const text = value.length > 0 ? value.toString('latin1', 0, 200) : 'no message'
+  return `status 0x${status.toString(16).padStart(2, '0')} (${text})`
 }
