@@ -13,7 +13,7 @@ import { ValueSigner } from '../../src/store/value-signer.js'
 import { encodeEntry, encodeRows } from '../../src/cache/codec.js'
 import { scopeOf, type TestDatabase } from '../harness/database.js'
 import { closeFarm, createClient, freshNamespace, openFarm, type Client } from '../harness/farm.js'
-import type { MemcachedCluster } from '../harness/memcached.js'
+import { startMemcached, type MemcachedCluster } from '../harness/memcached.js'
 
 let database: TestDatabase
 let memcached: MemcachedCluster
@@ -184,5 +184,38 @@ describe('signStore over any store', () => {
     expect(store.maxValueBytes).toBe(inner.maxValueBytes - new ValueSigner([Buffer.from(SECRET)]).overhead)
     expect(await store.increment('n', 2, 5n)).toBe('5')
     expect(await store.increment('n', 2, 5n)).toBe('7')
+  })
+})
+
+describe('on memcached with SASL on (-S)', () => {
+  // An insider who holds the SASL password but not the signing secret: authentication keeps strangers out, signing keeps rows true.
+  const sasl = { username: 'app', password: 'signed-store-pw-71c3' }
+  let nodes: MemcachedCluster
+  let insider: memjs.Client
+
+  beforeAll(async () => {
+    nodes = await startMemcached(1, { sasl })
+    insider = memjs.Client.create(nodes.servers[0]!, { username: sasl.username, password: sasl.password, retries: 1, logger: { log: () => {} } })
+  })
+
+  afterAll(async () => {
+    insider?.close()
+    await nodes?.stopAll()
+  })
+
+  it('a swapped or forged entry written by an authenticated client is never served', async () => {
+    const c = createClient(database, { servers: nodes.servers, sasl, secret: SECRET, namespace: freshNamespace(), ttlJitter: 0, nearCache: false })
+    clients.push(c)
+    await personQuery(c, 1).cached({ ttl: 60 }).execute()
+    await personQuery(c, 2).cached({ ttl: 60 }).execute()
+    const { value: first } = await insider.get(keyOf(c, 1))
+    expect(first).not.toBeNull()
+    await insider.set(keyOf(c, 2), first!, { expires: 60 })
+    c.executions.reset()
+    expect(await personQuery(c, 2).cached({ ttl: 60 }).execute()).toEqual([{ id: 2, first_name: 'other' }])
+    await insider.set(keyOf(c, 1), new ValueSigner().seal(keyOf(c, 1), first!), { expires: 60 })
+    expect(await personQuery(c, 1).cached({ ttl: 60 }).execute()).toEqual([{ id: 1, first_name: 'v0' }])
+    expect(c.executions.count('"person"')).toBe(2)
+    expect(c.cache.stats()).toMatchObject({ rejected: 2, errors: 0 })
   })
 })
