@@ -53,6 +53,7 @@ describe('history under faults', () => {
   it('no read returns a row older than a write that returned before it started, and the cache does its work', { timeout: 150_000 }, async () => {
     // With the near cache, early refresh and jitter on, as they are by default, and a short TTL
     // with swr, so results are refreshed early and served stale (by time) throughout: all must obey the rule.
+    // Every value is signed (the workers' secret) and half the reads go through cacheAll (worker.ts).
     const { report } = await runHistory({
       durationMs: 45_000,
       cacheOptions: { nearCache: { trustMs: 0 }, earlyRefresh: { beta: 1 } },

@@ -3,7 +3,8 @@
  * the long form of the history check. Prints the report of each run; exits 1 on
  * any violation or failed query. The near cache is on (the default with
  * memcached); `--near-trust-ms` relaxes it as documented, to show the checker
- * catching the staleness that allows.
+ * catching the staleness that allows. Every value is signed with the workers'
+ * secret, and half of the reads go through a `cacheAll` dialect (worker.ts).
  */
 import { writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
