@@ -151,7 +151,6 @@ export function createQueryCache(options: QueryCacheOptions = {}): QueryCache {
     // After the node event, so listeners see the cause before the mode change it brings.
     if (event.type !== 'error') modeView?.noteLocalChange()
   })
-
   // Processes that share a store must agree on its mode; a process-local store has no farm.
   const shared = !processLocal
   const engine = new CacheEngine({

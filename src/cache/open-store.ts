@@ -11,6 +11,9 @@ const MEMCACHED_ONLY = ['failureThreshold', 'retryAfterMs', 'fallbackTtl', 'sasl
 
 const MEMORY_OPTIONS = ['maxEntries', 'maxBytes']
 
+const SECRET_NEEDS_SHARED_STORE =
+  'secret applies to a store other processes share (memcached servers or a shared custom store); this store is in-process'
+
 /** How values are framed in a shared store: the secrets (none: bound to their key) and who hears of refusals. */
 export interface StoreSigning {
   readonly secrets: readonly Buffer[]
@@ -42,7 +45,7 @@ export function createStore(options: QueryCacheOptions, timeoutMs: number, signi
     }
     if (store.processLocal === true) {
       if (signing.secrets.length > 0) {
-        throw new TypeError('secret applies to a store other processes share (memcached servers or a shared custom store); this store is in-process')
+        throw new TypeError(SECRET_NEEDS_SHARED_STORE)
       }
       return store
     }
@@ -57,7 +60,7 @@ export function createStore(options: QueryCacheOptions, timeoutMs: number, signi
       }
     }
     if (signing.secrets.length > 0) {
-      throw new TypeError('secret applies to a store other processes share (memcached servers or a shared custom store); the embedded store is in-process')
+      throw new TypeError(SECRET_NEEDS_SHARED_STORE)
     }
     if (memory !== undefined) rejectUnknown(requireOptionsObject(memory, 'memory'), MEMORY_OPTIONS, 'memory')
     const maxBytes = memory?.maxBytes === undefined ? undefined : integerFrom(memory.maxBytes, 'memory.maxBytes', 1024)
