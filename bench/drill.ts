@@ -1,17 +1,26 @@
 /**
  * npm run bench:drill — the seed's scenario as a repeatable drill: what the database
- * sees when a memcached node dies under load, in four configurations.
+ * sees when a memcached node dies under load, in several configurations.
  *
  * 4 memcached nodes, PostgreSQL, the health monitor (in this process) and P worker
- * processes × C virtual users requesting K expensive query shapes with Zipf
- * popularity. Timeline: warm-up → steady → kill -9 one node → incident → restart it
- * → recovery. Configurations: no cache; cache with safe mode off; safe mode with
- * the original 5 s × 6 preset; safe mode with the library's defaults.
+ * processes × C virtual users. Timeline: warm-up → steady → kill -9 one node →
+ * incident → restart it → recovery. Configurations: no cache; cache with safe mode
+ * off; the library's defaults; the defaults without early refresh and jitter; with
+ * swr; … (see --help).
  *
- * Database executions are counted outside the library: every shape's query calls
- * `nextval` of its own sequence, sampled once a second from here.
+ * Two workloads:
+ * - `web-farm` (the default): each worker runs examples/web-farm's app (createApp:
+ *   its pages, queries and cache options, its own pool, cache client, Kysely and HTTP
+ *   server) and its virtual users are the example's load generator (load.ts) sending
+ *   to it. Database executions are counted below the library by a counting pg Client
+ *   in the app's pool (bench/lib/counting-client.ts), reported by each worker per second.
+ * - `synthetic`: K expensive query shapes with Zipf popularity, run directly; every
+ *   shape's query calls `nextval` of its own sequence, sampled once a second from here.
  *
- * Writes bench/results/drill-<date>.json and drill-<date>.svg. Run `--help` for the flags.
+ * Every request is classified hit / stale / miss from the library's query diagnostics
+ * channel, so the swr configuration's stale answers are timed apart from hits.
+ *
+ * Writes bench/results/drill-<date>[-web-farm].json, .svg and -latency.svg. `--help` for the flags.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { createInterface } from 'node:readline'
@@ -45,55 +54,72 @@ import {
   probeName,
   ROWS_PER_SHAPE,
   shapeQuery,
-  shapeTtl,
   Zipf,
   type DrillConfigurationName,
+  type DrillWorkload,
   type WorkerConfig,
   type WorkerDone,
   type WorkerEvent,
   type WorkerSecond,
 } from './lib/drill-shapes.js'
-import { CONFIG_INFO, executionsChart, latencyChart } from './lib/drill-charts.js'
+import { CONFIG_INFO, configLabel, executionsChart, latencyChart } from './lib/drill-charts.js'
+import { seedSizes, seedWebFarm, WEB_FARM_PAGES, webFarmGenerationKeys } from './lib/drill-web-farm.js'
+import { CACHE_OUTCOMES } from '../examples/web-farm/cache-outcome.js'
 
 const HELP = `npm run bench:drill -- [flags]
+  --workload web-farm  web-farm: each worker runs examples/web-farm's app and the example's load generator's
+                       users against it (the default); synthetic: K query shapes run directly (below)
   --workers 4          worker processes (P)
-  --vus 25             virtual users per worker (C)
-  --shapes 200         query shapes (K), Zipf popularity
-  --zipf 1             Zipf exponent
-  --sleep-ms 40        pg_sleep of each shape's query
-  --think-ms 100       mean think time of a virtual user between requests (uniform 0.5–1.5 ×)
-  --ttl 10             base TTL, s; each shape gets 0.5–1.5 × this (spread, fixed per shape)
-  --warmup 8 --steady 12 --incident 20 --recovery 20
+  --vus 25             virtual users per worker (C) (web-farm: 20)
+  --think-ms 100       mean think time of a virtual user between requests (uniform 0.5–1.5 ×) (web-farm: 400)
+  --zipf 1             Zipf exponent (of article popularity, or of shape popularity)
+  --warmup 8 --steady 12 --incident 20 --recovery 20   (web-farm: --warmup 20 --steady 20)
                        phase durations, s: kill at warmup+steady, restart after incident
   --settle-ms 10000    monitor: all nodes up this long before normal again (default of the library: 30000)
   --interval-ms 1000   monitor probe interval
   --mode-refresh-ms 1000  workers: how often they read the shared flag (library default)
-  --window 5           s after the kill (and the restart) in which lost-key executions are counted
+  --window 5           s after the kill (and the restart) in which executions are counted apart
   --nocache-seconds 20 duration of the no-cache configuration (the database is the bottleneck there)
   --nocache-vus N      virtual users per worker without cache (default: --vus)
-  --configs nocache,off,original,default   (also: far = defaults without the near cache; unflat = defaults
-                       without early refresh and TTL jitter; swr = defaults with swr = ttl; bare = the cache
-                       without any protection: no safe mode, near cache, early refresh, jitter or hot copies)
+  --configs …          web-farm: nocache,off,default,unflat,swr; synthetic: nocache,off,original,default.
+                       nocache = no cache; off = safe mode off; original = safe mode 5 s × 6; default = the
+                       library's defaults; far = defaults without the near cache; unflat = defaults without early
+                       refresh and TTL jitter; swr = defaults with swr (web-farm: the pages' swr windows as the
+                       example ships them, which every other configuration runs without; synthetic: swr = ttl);
+                       bare = the cache without any protection: no safe mode, near cache, early refresh, jitter
+                       or hot copies
   --kill-node gen      node to kill: gen (the one holding the namespace generation's first copy, which
-                       every cached read needs: the worst case), nogen (largest request share among the
-                       nodes holding no generation), auto (largest request share), or an index 0–3
+                       every cached read needs: the worst case), nogen (synthetic: largest request share among
+                       the nodes holding no generation; web-farm: the first node holding no generation's first
+                       copy), auto (synthetic only: largest request share), or an index 0–3
   --pool 4             pg pool size per worker: the database's capacity is workers × pool concurrent queries
-  --statement-timeout-ms 0  PostgreSQL statement_timeout of the workers' connections (production-like: a query
-                       that queues too long fails); 0 = none
   --seed 1
-  --out name           result file base name (default drill-<date>)`
+  --out name           result file base name (default drill-<date>-web-farm, or drill-<date> for synthetic)
+ web-farm workload:
+  --articles 5000      articles seeded (10 comments each, 200 authors: the example's proportions)
+  --write-share 0.002  fraction of requests that post a comment (load.ts's default)
+  --query-cost-ms 40   database time added to every page query (app.ts queryCostMs: a pg_sleep per execution)
+  --ttl-scale 0.25     multiplies the pages' TTL and swr windows (app.ts ttlScale), so a run holds several TTLs
+  --timeout-ms 5000    a request without an answer by then is an error (load.ts's default)
+ synthetic workload:
+  --shapes 200         query shapes (K), Zipf popularity
+  --sleep-ms 40        pg_sleep of each shape's query
+  --ttl 10             base TTL, s; each shape gets 0.5–1.5 × this (spread, fixed per shape)
+  --statement-timeout-ms 0  PostgreSQL statement_timeout of the workers' connections (production-like: a query
+                       that queues too long fails); 0 = none`
 
 const { values: flags } = parseArgs({
   options: {
+    workload: { type: 'string', default: 'web-farm' },
     workers: { type: 'string', default: '4' },
-    vus: { type: 'string', default: '25' },
-    shapes: { type: 'string', default: '200' },
+    vus: { type: 'string' },
+    shapes: { type: 'string' },
     zipf: { type: 'string', default: '1' },
-    'sleep-ms': { type: 'string', default: '40' },
-    'think-ms': { type: 'string', default: '100' },
-    ttl: { type: 'string', default: '10' },
-    warmup: { type: 'string', default: '8' },
-    steady: { type: 'string', default: '12' },
+    'sleep-ms': { type: 'string' },
+    'think-ms': { type: 'string' },
+    ttl: { type: 'string' },
+    warmup: { type: 'string' },
+    steady: { type: 'string' },
     incident: { type: 'string', default: '20' },
     recovery: { type: 'string', default: '20' },
     'settle-ms': { type: 'string', default: '10000' },
@@ -102,10 +128,15 @@ const { values: flags } = parseArgs({
     window: { type: 'string', default: '5' },
     'nocache-seconds': { type: 'string', default: '20' },
     'nocache-vus': { type: 'string' },
-    configs: { type: 'string', default: 'nocache,off,original,default' },
+    configs: { type: 'string' },
     'kill-node': { type: 'string', default: 'gen' },
     pool: { type: 'string', default: '4' },
-    'statement-timeout-ms': { type: 'string', default: '0' },
+    'statement-timeout-ms': { type: 'string' },
+    articles: { type: 'string' },
+    'write-share': { type: 'string' },
+    'query-cost-ms': { type: 'string' },
+    'ttl-scale': { type: 'string' },
+    'timeout-ms': { type: 'string' },
     seed: { type: 'string', default: '1' },
     out: { type: 'string' },
     help: { type: 'boolean', default: false },
@@ -115,6 +146,30 @@ if (flags.help) {
   console.log(HELP)
   process.exit(0)
 }
+const WORKLOAD = flags.workload as DrillWorkload
+if (WORKLOAD !== 'web-farm' && WORKLOAD !== 'synthetic') couldNotRun(new RangeError(`--workload must be web-farm or synthetic, got ${flags.workload}`))
+const WEB_FARM = WORKLOAD === 'web-farm'
+/** Flags of one workload only: given with the other, they would be ignored. */
+const SYNTHETIC_FLAGS = ['shapes', 'sleep-ms', 'ttl', 'statement-timeout-ms'] as const
+const WEB_FARM_FLAGS = ['articles', 'write-share', 'query-cost-ms', 'ttl-scale', 'timeout-ms'] as const
+for (const name of WEB_FARM ? SYNTHETIC_FLAGS : WEB_FARM_FLAGS) {
+  if (flags[name] !== undefined) couldNotRun(new RangeError(`--${name} is a flag of the ${WEB_FARM ? 'synthetic' : 'web-farm'} workload: add --workload ${WEB_FARM ? 'synthetic' : 'web-farm'}`))
+}
+flags.shapes ??= '200'
+flags['sleep-ms'] ??= '40'
+flags.ttl ??= '10'
+flags['statement-timeout-ms'] ??= '0'
+flags.articles ??= '5000'
+flags['write-share'] ??= '0.002'
+flags['query-cost-ms'] ??= '40'
+flags['ttl-scale'] ??= '0.25'
+flags['timeout-ms'] ??= '5000'
+/** Defaults that differ by workload. */
+flags.vus ??= WEB_FARM ? '20' : '25'
+flags['think-ms'] ??= WEB_FARM ? '400' : '100'
+flags.warmup ??= WEB_FARM ? '20' : '8'
+flags.steady ??= WEB_FARM ? '20' : '12'
+flags.configs ??= WEB_FARM ? 'nocache,off,default,unflat,swr' : 'nocache,off,original,default'
 
 function num(name: keyof typeof flags, min = 0): number {
   const text = flags[name]
@@ -144,10 +199,20 @@ const S = {
   pool: num('pool', 1),
   statementTimeoutMs: num('statement-timeout-ms'),
   seed: num('seed'),
+  workload: WORKLOAD,
+  articles: num('articles', 1),
+  writeShare: num('write-share'),
+  queryCostMs: num('query-cost-ms'),
+  ttlScale: num('ttl-scale', 0.01),
+  timeoutMs: num('timeout-ms', 1),
 }
+if (S.writeShare > 1) couldNotRun(new RangeError(`--write-share must be from 0 to 1, got ${S.writeShare}`))
+if (WEB_FARM && flags['kill-node'] === 'auto') couldNotRun(new RangeError('--kill-node auto needs the synthetic workload (its keys are known in advance); use gen, nogen or an index'))
 const CONFIGS = (flags.configs ?? '').split(',').map((c) => c.trim()) as DrillConfigurationName[]
 for (const c of CONFIGS) if (!(c in CONFIG_INFO)) couldNotRun(new Error(`unknown configuration ${c}`))
-const NAMESPACE = 'drill'
+const NAMESPACE = WEB_FARM ? 'drill-web-farm' : 'drill'
+/** The pages requests are reported by: the web farm's, or one for the synthetic shapes. */
+const PAGES: readonly string[] = WEB_FARM ? WEB_FARM_PAGES : ['shape']
 const WORKER = fileURLToPath(new URL('./drill-worker.ts', import.meta.url))
 const KILL_SEC = S.warmup + S.steady
 const RESTART_SEC = KILL_SEC + S.incident
@@ -202,7 +267,8 @@ class Worker {
 
 interface Placement {
   servers: string[]
-  killed: { index: number; address: string; rule: string; requestShare: number; shapes: number }
+  /** `requestShare` and `shapes`: synthetic only (the web farm's keys are not known in advance). */
+  killed: { index: number; address: string; rule: string; requestShare: number | null; shapes: number | null }
   nodeShares: Array<{ address: string; shapes: number; requestShare: number }>
   lostShapes: number[]
   generationKeys: Array<{ key: string; firstCopyOn: string; onKilledNode: boolean }>
@@ -259,6 +325,36 @@ async function placementOf(cluster: MemcachedCluster, schema: string, zipf: Zipf
   }
 }
 
+/** The web farm's placement: only the generation keys are known in advance. */
+async function webFarmPlacementOf(cluster: MemcachedCluster, schema: string): Promise<Placement> {
+  const store = new MemcachedStore({ servers: cluster.servers })
+  try {
+    const keys = webFarmGenerationKeys(NAMESPACE, schema)
+    const holders = new Set(keys.map((key) => store.nodeFor(key)))
+    const requested = flags['kill-node'] ?? 'gen'
+    const index =
+      requested === 'gen'
+        ? cluster.servers.indexOf(store.nodeFor(keys[0]!))
+        : requested === 'nogen'
+          ? cluster.servers.findIndex((address) => !holders.has(address))
+          : Number(requested)
+    if (!Number.isSafeInteger(index) || index < 0 || index >= cluster.servers.length) throw new RangeError(`--kill-node ${requested}: no such node`)
+    const address = cluster.servers[index]!
+    return {
+      servers: cluster.servers,
+      killed: { index, address, rule: requested, requestShare: null, shapes: null },
+      nodeShares: [],
+      lostShapes: [],
+      generationKeys: keys.map((key) => {
+        const firstCopyOn = store.nodeFor(key)
+        return { key, firstCopyOn, onKilledNode: firstCopyOn === address }
+      }),
+    }
+  } finally {
+    await store.close()
+  }
+}
+
 interface Second {
   t: number
   dbExecutions: number
@@ -275,6 +371,23 @@ interface Second {
   lockWaited: number
   lockTimeouts: number
   cacheErrors: number
+  staleServed: number
+  earlyRefreshes: number
+  /** Web farm: the statements counted, by kind. */
+  dbByKind?: Record<string, number>
+}
+
+/** A sorted latency set's summary. */
+function summarize(sorted: Float64Array) {
+  return sorted.length === 0
+    ? null
+    : {
+        requests: sorted.length,
+        p50Ms: round(percentileSorted(sorted, 50), 1),
+        p99Ms: round(percentileSorted(sorted, 99), 1),
+        p999Ms: round(percentileSorted(sorted, 99.9), 1),
+        maxMs: round(sorted[sorted.length - 1]!, 1),
+      }
 }
 
 async function runConfiguration(
@@ -283,15 +396,16 @@ async function runConfiguration(
   victim: MemcachedNode,
   schema: string,
   placement: Placement,
-  readProbes: () => Promise<Float64Array>,
+  readProbes: (() => Promise<Float64Array>) | undefined,
 ) {
   const cached = name !== 'nocache'
   const duration = cached ? CACHE_SECONDS : S.nocacheSeconds
   const vus = cached ? S.vus : S.nocacheVus
-  const label = CONFIG_INFO[name].label
+  const label = configLabel(name, WORKLOAD)
   console.log(`\n── ${label}: ${S.workers} workers × ${vus} users, ${duration} s`)
-  // Every configuration starts from the same state: all nodes up and empty.
+  // Every configuration starts from the same state: all nodes up and empty (and, for the web farm, the same rows).
   await Promise.all(cluster.nodes.map((node) => (node.running ? node.flush() : node.restart())))
+  if (WEB_FARM) await seedWebFarm(DATABASE_URL, schema, S.articles)
 
   const states: Array<{ at: number | null; mode: string; down: number; reason: string }> = []
   const monitorLog: Array<{ at: number | null; line: string }> = []
@@ -314,12 +428,28 @@ async function runConfiguration(
     await monitor.ready
   }
 
-  const seconds = new Map<number, { requests: number; errors: number; latencies: number[]; modes: string[]; stats: Record<string, number> }>()
+  interface Accumulated {
+    requests: number
+    errors: number
+    latencies: number[]
+    tags: string[]
+    pageErrors: Record<string, number>
+    modes: string[]
+    stats: Record<string, number>
+    dbExecutions: number
+    dbByKind: Record<string, number>
+  }
+  const seconds = new Map<number, Accumulated>()
+  const empty = (): Accumulated => ({ requests: 0, errors: 0, latencies: [], tags: [], pageErrors: {}, modes: [], stats: {}, dbExecutions: 0, dbByKind: {} })
   const workerEvents: WorkerEvent[] = []
   const workers: Worker[] = []
   try {
     for (let i = 0; i < S.workers; i++) {
       const config: WorkerConfig = {
+        workload: WORKLOAD,
+        ...(WEB_FARM
+          ? { webFarm: { articles: S.articles, writeShare: S.writeShare, queryCostMs: S.queryCostMs, ttlScale: S.ttlScale, timeoutMs: S.timeoutMs } }
+          : {}),
         configuration: name,
         workerIndex: i,
         servers: cluster.servers,
@@ -341,14 +471,18 @@ async function runConfiguration(
         new Worker(config, (second) => {
           let s = seconds.get(second.sec)
           if (s === undefined) {
-            s = { requests: 0, errors: 0, latencies: [], modes: [], stats: {} }
+            s = empty()
             seconds.set(second.sec, s)
           }
           s.requests += second.requests
           s.errors += second.errors
           for (const ms of second.latencies) s.latencies.push(ms)
+          for (const tag of second.tags) s.tags.push(tag)
+          for (const [page, n] of Object.entries(second.pageErrors)) s.pageErrors[page] = (s.pageErrors[page] ?? 0) + n
           s.modes.push(second.mode)
           for (const [k, v] of Object.entries(second.stats)) s.stats[k] = (s.stats[k] ?? 0) + v
+          s.dbExecutions += second.dbExecutions ?? 0
+          for (const [k, v] of Object.entries(second.dbByKind ?? {})) s.dbByKind[k] = (s.dbByKind[k] ?? 0) + v
         }, (event) => workerEvents.push(event)),
       )
     }
@@ -358,31 +492,36 @@ async function runConfiguration(
     const endAt = start + duration * 1000
     for (const w of workers) w.go(start, endAt)
 
+    // Synthetic: the shapes' sequences, read once a second (the web farm's workers count their own statements).
     const snapshots: Float64Array[] = []
-    const sampler = (async () => {
-      for (let k = 0; k <= duration; k++) {
-        await sleep(start + k * 1000 - Date.now())
-        snapshots[k] = await readProbes()
-      }
-    })()
+    const sampler =
+      readProbes === undefined
+        ? Promise.resolve()
+        : (async () => {
+            for (let k = 0; k <= duration; k++) {
+              await sleep(start + k * 1000 - Date.now())
+              snapshots[k] = await readProbes()
+            }
+          })()
     const events: Record<string, number> = {}
     const waves: Record<string, { before: Float64Array; after: Float64Array }> = {}
+    const probe = async () => (readProbes === undefined ? new Float64Array(0) : readProbes())
     const incident = cached
       ? (async () => {
           await sleep(start + KILL_SEC * 1000 + EVENT_OFFSET_MS - Date.now())
-          const beforeKill = await readProbes()
+          const beforeKill = await probe()
           events.kill = round((Date.now() - start) / 1000, 2)
           await victim.kill()
           console.log(`   [t=${events.kill}s] kill -9 ${victim.address}`)
           await sleep(start + (KILL_SEC + S.window) * 1000 - Date.now())
-          waves.kill = { before: beforeKill, after: await readProbes() }
+          waves.kill = { before: beforeKill, after: await probe() }
           await sleep(start + RESTART_SEC * 1000 + EVENT_OFFSET_MS - Date.now())
-          const beforeRestart = await readProbes()
+          const beforeRestart = await probe()
           events.restart = round((Date.now() - start) / 1000, 2)
           await victim.restart()
           console.log(`   [t=${events.restart}s] restarted ${victim.address} (empty)`)
           await sleep(start + (RESTART_SEC + S.window) * 1000 - Date.now())
-          waves.restart = { before: beforeRestart, after: await readProbes() }
+          waves.restart = { before: beforeRestart, after: await probe() }
         })()
       : Promise.resolve()
     const dones = await Promise.all(workers.map((w) => w.done))
@@ -392,12 +531,12 @@ async function runConfiguration(
     const sum = (values: Float64Array): number => values.reduce((a, b) => a + b, 0)
     const perSecond: Second[] = []
     for (let t = 0; t < duration; t++) {
-      const s = seconds.get(t) ?? { requests: 0, errors: 0, latencies: [], modes: [], stats: {} }
+      const s = seconds.get(t) ?? empty()
       const sorted = Float64Array.from(s.latencies).sort()
       const state = states.filter((x) => x.at !== null && x.at <= t + 1).at(-1)
       perSecond.push({
         t,
-        dbExecutions: sum(snapshots[t + 1]!) - sum(snapshots[t]!),
+        dbExecutions: readProbes === undefined ? s.dbExecutions : sum(snapshots[t + 1]!) - sum(snapshots[t]!),
         requests: s.requests,
         errors: s.errors,
         p50Ms: sorted.length > 0 ? round(percentileSorted(sorted, 50), 1) : null,
@@ -411,25 +550,26 @@ async function runConfiguration(
         lockWaited: s.stats.lockWaited ?? 0,
         lockTimeouts: s.stats.lockTimeouts ?? 0,
         cacheErrors: s.stats.errors ?? 0,
+        staleServed: s.stats.staleServed ?? 0,
+        earlyRefreshes: s.stats.earlyRefreshes ?? 0,
+        ...(WEB_FARM ? { dbByKind: s.dbByKind } : {}),
       })
     }
-    const latenciesIn = (from: number, to: number): Float64Array => {
+    /** Latencies of the requests completed in seconds [from, to) whose tag `keep` accepts, sorted. */
+    const latenciesIn = (from: number, to: number, keep?: (page: string, outcome: string) => boolean): Float64Array => {
       const all: number[] = []
-      for (let t = from; t < to; t++) for (const ms of seconds.get(t)?.latencies ?? []) all.push(ms)
+      for (let t = from; t < to; t++) {
+        const s = seconds.get(t)
+        if (s === undefined) continue
+        s.latencies.forEach((ms, i) => {
+          if (keep === undefined) return void all.push(ms)
+          const [page = '', outcome = ''] = (s.tags[i] ?? '').split(' ')
+          if (keep(page, outcome)) all.push(ms)
+        })
+      }
       return Float64Array.from(all).sort()
     }
-    const latencySummary = (from: number, to: number) => {
-      const sorted = latenciesIn(from, to)
-      return sorted.length === 0
-        ? null
-        : {
-            requests: sorted.length,
-            p50Ms: round(percentileSorted(sorted, 50), 1),
-            p99Ms: round(percentileSorted(sorted, 99), 1),
-            p999Ms: round(percentileSorted(sorted, 99.9), 1),
-            maxMs: round(sorted[sorted.length - 1]!, 1),
-          }
-    }
+    const latencySummary = (from: number, to: number, keep?: (page: string, outcome: string) => boolean) => summarize(latenciesIn(from, to, keep))
     const range = (from: number, to: number): Second[] => perSecond.slice(from, to)
     const meanOf = (xs: number[]): number => (xs.length === 0 ? 0 : xs.reduce((a, b) => a + b, 0) / xs.length)
     const steadyFrom = cached ? S.warmup : Math.min(S.warmup, Math.floor(duration / 4))
@@ -437,19 +577,21 @@ async function runConfiguration(
     const steady = range(steadyFrom, steadyTo)
     const steadyRate = meanOf(steady.map((s) => s.dbExecutions))
     const lost = new Set(placement.lostShapes)
-    // Executions per second of the shapes the kill did not touch, in steady state: what the wave windows would see anyway.
+    // Synthetic: executions per second of the shapes the kill did not touch, in steady state: what the wave windows would see anyway.
     let steadyOther = 0
     let steadyLost = 0
-    for (let shape = 0; shape < S.shapes; shape++) {
-      const executed = snapshots[steadyTo]![shape]! - snapshots[steadyFrom]![shape]!
-      if (lost.has(shape)) steadyLost += executed
-      else steadyOther += executed
+    if (readProbes !== undefined) {
+      for (let shape = 0; shape < S.shapes; shape++) {
+        const executed = snapshots[steadyTo]![shape]! - snapshots[steadyFrom]![shape]!
+        if (lost.has(shape)) steadyLost += executed
+        else steadyOther += executed
+      }
     }
     const steadyOtherRate = steadyOther / Math.max(1, steadyTo - steadyFrom)
     // The lost shapes' own steady refreshes (TTL expiry) land in the window whether or not a node dies.
     const steadyLostRate = steadyLost / Math.max(1, steadyTo - steadyFrom)
     const wave = (w: { before: Float64Array; after: Float64Array } | undefined) => {
-      if (w === undefined) return null
+      if (w === undefined || readProbes === undefined) return null
       let executions = 0
       let distinct = 0
       let otherExecutions = 0
@@ -475,8 +617,44 @@ async function runConfiguration(
         otherShapesExpectedFromSteady: round(steadyOtherRate * S.window, 1),
       }
     }
+    /** All executions in the whole seconds [from, from + window), against the steady rate: what the web farm can tell. */
+    const windowAfter = (from: number) => {
+      const executions = range(from, from + S.window).reduce((a, s) => a + s.dbExecutions, 0)
+      const expected = steadyRate * S.window
+      return { fromSecond: from, windowSeconds: S.window, executions, expectedFromSteady: round(expected, 1), excess: round(executions - expected, 1), overSteady: expected > 0 ? round(executions / expected, 2) : null }
+    }
     const totalErrors = perSecond.reduce((a, s) => a + s.errors, 0)
     const totalRequests = perSecond.reduce((a, s) => a + s.requests, 0)
+    const pageErrors = (from: number, to: number, page: string) => {
+      let n = 0
+      for (let t = from; t < to; t++) n += seconds.get(t)?.pageErrors[page] ?? 0
+      return n
+    }
+    const requestsOf = (from: number, to: number, keep: (page: string, outcome: string) => boolean) => latenciesIn(from, to, keep).length
+    const pages = Object.fromEntries(
+      PAGES.map((page) => [
+        page,
+        {
+          requests: requestsOf(0, duration, (p) => p === page),
+          errors: pageErrors(0, duration, page),
+          steady: latencySummary(steadyFrom, steadyTo, (p) => p === page),
+          afterKill: cached ? latencySummary(KILL_SEC, duration, (p) => p === page) : null,
+          errorsAfterKill: cached ? pageErrors(KILL_SEC, duration, page) : null,
+        },
+      ]),
+    )
+    // Requests by what the cache did for them (the query diagnostics channel, per request).
+    const outcomes = Object.fromEntries(
+      CACHE_OUTCOMES.map((outcome) => [
+        outcome,
+        {
+          whole: latencySummary(0, duration, (_, o) => o === outcome),
+          steady: latencySummary(steadyFrom, steadyTo, (_, o) => o === outcome),
+          afterWarmup: latencySummary(steadyFrom, duration, (_, o) => o === outcome),
+          byPage: Object.fromEntries(PAGES.map((page) => [page, latencySummary(0, duration, (p, o) => p === page && o === outcome)])),
+        },
+      ]),
+    )
     const summary = {
       durationSeconds: duration,
       virtualUsers: S.workers * vus,
@@ -489,9 +667,12 @@ async function runConfiguration(
         dbExecutionsPerSecond: round(steadyRate, 1),
         // How much the rate swings second to second: the expiry waves.
         dbExecutionsCv: round(coefficientOfVariation(steady.map((s) => s.dbExecutions)), 3),
+        // What independent (Poisson) executions at this rate would swing anyway: 1 / √rate.
+        poissonCvFloor: steadyRate > 0 ? round(1 / Math.sqrt(steadyRate), 3) : null,
         requestsPerSecond: round(meanOf(steady.map((s) => s.requests)), 1),
         hitRatio: cached ? round(meanOf(steady.map((s) => s.hits)) / Math.max(1, meanOf(steady.map((s) => s.hits + s.misses))), 4) : null,
         latency: latencySummary(steadyFrom, steadyTo),
+        dbByKind: WEB_FARM ? kindsPerSecond(steady) : null,
       },
       afterKill: cached
         ? {
@@ -499,18 +680,26 @@ async function runConfiguration(
             peakDuringIncident: Math.max(...range(KILL_SEC, RESTART_SEC).map((s) => s.dbExecutions)),
             peakAfterRestart: Math.max(...range(RESTART_SEC, duration).map((s) => s.dbExecutions)),
             peakOverSteady: steadyRate > 0 ? round(Math.max(...range(KILL_SEC, duration).map((s) => s.dbExecutions)) / steadyRate, 2) : null,
+            // The same measure on the steady seconds themselves: how high a second goes with no kill at all.
+            steadyPeakOverSteady: steadyRate > 0 ? round(Math.max(...steady.map((s) => s.dbExecutions)) / steadyRate, 2) : null,
             dbExecutions: range(KILL_SEC, duration).reduce((a, s) => a + s.dbExecutions, 0),
+            errors: range(KILL_SEC, duration).reduce((a, s) => a + s.errors, 0),
             latency: latencySummary(KILL_SEC, duration),
             latencyFirstWindow: latencySummary(KILL_SEC, KILL_SEC + S.window),
             latencyAfterRestart: latencySummary(RESTART_SEC, duration),
+            killWindow: windowAfter(KILL_SEC),
+            restartWindow: windowAfter(RESTART_SEC),
           }
         : null,
       killWave: wave(waves.kill),
       restartWave: wave(waves.restart),
+      pages,
+      outcomes,
     }
     const workerStats = dones.map((d) => d.stats)
     const errorSamples = [...new Set(dones.flatMap((d) => d.errorSamples))]
     const cacheErrorSamples = [...new Set(dones.flatMap((d) => d.cacheErrorSamples))]
+    const appLogSamples = dones.flatMap((d) => d.logSamples ?? []).slice(0, 40)
     // How long each worker took to take the killed node out of its ring, and to put it back.
     const detection = cached
       ? {
@@ -534,6 +723,7 @@ async function runConfiguration(
       workerStats,
       errorSamples,
       cacheErrorSamples,
+      appLogSamples,
       loadAverageAtEnd: loadAverageNow(),
     }
   } finally {
@@ -542,61 +732,84 @@ async function runConfiguration(
   }
 }
 
+/** Mean statements per second by kind over `seconds`. */
+function kindsPerSecond(seconds: readonly Second[]): Record<string, number> {
+  const total: Record<string, number> = {}
+  for (const s of seconds) for (const [kind, n] of Object.entries(s.dbByKind ?? {})) total[kind] = (total[kind] ?? 0) + n
+  return Object.fromEntries(Object.entries(total).map(([kind, n]) => [kind, round(n / Math.max(1, seconds.length), 1)]))
+}
+
 type ConfigurationResult = Awaited<ReturnType<typeof runConfiguration>>
 
 async function main(): Promise<void> {
   const started = Date.now()
   const machine = await describeMachine()
-  console.log(`bench:drill — ${machineLine(machine)}`)
-  const schema = `bench_drill_${process.pid}`
+  console.log(`bench:drill (${WORKLOAD}) — ${machineLine(machine)}`)
+  const prefix = WEB_FARM ? 'bench_drill_farm_' : 'bench_drill_'
+  const schema = `${prefix}${process.pid}`
   const admin = new pg.Client({ connectionString: DATABASE_URL })
   await admin.connect()
-  await dropStaleSchemas(admin, 'bench_drill_')
+  await dropStaleSchemas(admin, prefix)
   let cluster: MemcachedCluster | undefined
   const sampler = new pg.Client({ connectionString: DATABASE_URL })
+  // Ctrl-C: the finally below drops the schema and stops memcached (the workers die with their pipes).
+  const interrupted = new Promise<never>((_, reject) => {
+    const stop = (signal: string) => reject(new Error(`interrupted by ${signal}`))
+    process.once('SIGINT', () => stop('SIGINT'))
+    process.once('SIGTERM', () => stop('SIGTERM'))
+  })
+  interrupted.catch(() => {})
   try {
-    await admin.query(`create schema ${schema}`)
-    await admin.query(`create table ${schema}.drill_item (
-      id serial primary key, bucket integer not null, amount numeric(12, 2) not null,
-      updated_at timestamptz not null, label text not null)`)
-    await admin.query(
-      `insert into ${schema}.drill_item (bucket, amount, updated_at, label)
-       select b, (b * 7 + r) * 1.25, timestamptz '2026-01-01' + (b * 100 + r) * interval '1 minute', 'item ' || b || '/' || r
-       from generate_series(0, $1::int - 1) as b, generate_series(1, $2::int) as r`,
-      [S.shapes, ROWS_PER_SHAPE],
-    )
-    await admin.query(`create index on ${schema}.drill_item (bucket)`)
-    for (let shape = 0; shape < S.shapes; shape++) await admin.query(`create sequence ${schema}.${probeName(shape)}`)
-    // nextval() behind a function of ours: a query calling nextval() itself is never cached.
-    await admin.query(`create function ${schema}.drill_probe(seq regclass) returns bigint volatile language sql as 'select nextval(seq)'`)
-    await admin.query(`analyze ${schema}.drill_item`)
-    await sampler.connect()
-    const shapeOfSequence = new Map(Array.from({ length: S.shapes }, (_, shape) => [probeName(shape), shape]))
-    const readProbes = async (): Promise<Float64Array> => {
-      const { rows } = await sampler.query<{ name: string; value: string }>(
-        `select sequencename as name, coalesce(last_value, 0)::text as value from pg_sequences where schemaname = $1`,
-        [schema],
+    let readProbes: (() => Promise<Float64Array>) | undefined
+    if (WEB_FARM) {
+      const ms = await seedWebFarm(DATABASE_URL, schema, S.articles)
+      const sizes = seedSizes(S.articles)
+      console.log(`seeded ${schema}: ${sizes.authors} authors, ${sizes.articles} articles, ${sizes.comments} comments in ${ms} ms (again before each configuration)`)
+    } else {
+      await admin.query(`create schema ${schema}`)
+      await admin.query(`create table ${schema}.drill_item (
+        id serial primary key, bucket integer not null, amount numeric(12, 2) not null,
+        updated_at timestamptz not null, label text not null)`)
+      await admin.query(
+        `insert into ${schema}.drill_item (bucket, amount, updated_at, label)
+         select b, (b * 7 + r) * 1.25, timestamptz '2026-01-01' + (b * 100 + r) * interval '1 minute', 'item ' || b || '/' || r
+         from generate_series(0, $1::int - 1) as b, generate_series(1, $2::int) as r`,
+        [S.shapes, ROWS_PER_SHAPE],
       )
-      const counts = new Float64Array(S.shapes)
-      for (const row of rows) {
-        const shape = shapeOfSequence.get(row.name)
-        if (shape !== undefined) counts[shape] = Number(row.value)
+      await admin.query(`create index on ${schema}.drill_item (bucket)`)
+      for (let shape = 0; shape < S.shapes; shape++) await admin.query(`create sequence ${schema}.${probeName(shape)}`)
+      // nextval() behind a function of ours: a query calling nextval() itself is never cached.
+      await admin.query(`create function ${schema}.drill_probe(seq regclass) returns bigint volatile language sql as 'select nextval(seq)'`)
+      await admin.query(`analyze ${schema}.drill_item`)
+      await sampler.connect()
+      const shapeOfSequence = new Map(Array.from({ length: S.shapes }, (_, shape) => [probeName(shape), shape]))
+      readProbes = async (): Promise<Float64Array> => {
+        const { rows } = await sampler.query<{ name: string; value: string }>(
+          `select sequencename as name, coalesce(last_value, 0)::text as value from pg_sequences where schemaname = $1`,
+          [schema],
+        )
+        const counts = new Float64Array(S.shapes)
+        for (const row of rows) {
+          const shape = shapeOfSequence.get(row.name)
+          if (shape !== undefined) counts[shape] = Number(row.value)
+        }
+        return counts
       }
-      return counts
     }
 
     cluster = await startMemcached(4)
     const zipf = new Zipf(S.shapes, S.zipf)
-    const placement = await placementOf(cluster, schema, zipf)
+    const placement = WEB_FARM ? await webFarmPlacementOf(cluster, schema) : await placementOf(cluster, schema, zipf)
     const victim = cluster.nodes[placement.killed.index]!
     console.log(
-      `nodes ${cluster.servers.join(', ')}; kill ${placement.killed.address}: ${placement.killed.shapes} of ${S.shapes} shapes, ${round(100 * placement.killed.requestShare, 1)} % of requests; ` +
-        `generation keys on it: ${placement.generationKeys.filter((g) => g.onKilledNode).map((g) => g.key).join(', ') || 'none'}`,
+      `nodes ${cluster.servers.join(', ')}; kill ${placement.killed.address}` +
+        (placement.killed.shapes === null ? '' : `: ${placement.killed.shapes} of ${S.shapes} shapes, ${round(100 * placement.killed.requestShare!, 1)} % of requests`) +
+        `; generation keys on it: ${placement.generationKeys.filter((g) => g.onKilledNode).map((g) => g.key).join(', ') || 'none'}`,
     )
 
     const results: ConfigurationResult[] = []
     for (const name of CONFIGS) {
-      results.push(await runConfiguration(name, cluster, victim, schema, placement, readProbes))
+      results.push(await Promise.race([runConfiguration(name, cluster, victim, schema, placement, readProbes), interrupted]))
     }
     report(machine, placement, results, (Date.now() - started) / 1000)
   } finally {
@@ -607,27 +820,62 @@ async function main(): Promise<void> {
   }
 }
 
+/** The swr target: requests served stale (past their TTL) against hits, p99, in the swr configuration. */
+function swrTarget(result: ConfigurationResult | undefined) {
+  if (result === undefined) return null
+  const { hit, stale, miss } = result.summary.outcomes
+  const from = (o: typeof hit) => o?.afterWarmup ?? null
+  const staleP99 = from(stale)?.p99Ms ?? null
+  const hitP99 = from(hit)?.p99Ms ?? null
+  return {
+    window: `seconds ${result.summary.steady.fromSecond}–${result.summary.durationSeconds} (after warm-up, the incident included)`,
+    hit: from(hit),
+    stale: from(stale),
+    miss: from(miss),
+    steadyOnly: { hit: hit?.steady ?? null, stale: stale?.steady ?? null, miss: miss?.steady ?? null },
+    value: staleP99 === null || hitP99 === null ? null : round(staleP99 - hitP99, 1),
+    target: 5,
+    met: staleP99 !== null && hitP99 !== null && staleP99 <= hitP99 + 5,
+  }
+}
+
 function report(machine: Awaited<ReturnType<typeof describeMachine>>, placement: Placement, results: ConfigurationResult[], elapsed: number): void {
   const byName = new Map(results.map((r) => [r.name, r]))
   const ours = byName.get('default')
   const off = byName.get('off')
+  const unflat = byName.get('unflat')
+  const swr = swrTarget(byName.get('swr'))
   const latencyBudget = S.sleepMs + 50
+  const cvTarget = ours
+    ? {
+        value: ours.summary.steady.dbExecutionsCv,
+        target: 0.15,
+        met: ours.summary.steady.dbExecutionsCv <= 0.15,
+        unflat: unflat?.summary.steady.dbExecutionsCv ?? null,
+        poissonFloor: ours.summary.steady.poissonCvFloor,
+      }
+    : null
   const targets = ours?.summary.afterKill
     ? {
         peakOverSteady: { value: ours.summary.afterKill.peakOverSteady, target: 1.3, met: (ours.summary.afterKill.peakOverSteady ?? Infinity) <= 1.3 },
-        lostKeyExecutionsPerLostKey: {
-          value: ours.summary.killWave?.executionsPerLostKey ?? null,
-          target: 0.3,
-          met: (ours.summary.killWave?.executionsPerLostKey ?? Infinity) <= 0.3,
-        },
-        excessLostKeyExecutionsPerLostKey: {
-          value: ours.summary.killWave?.excessExecutionsPerLostKey ?? null,
-          target: 0.3,
-          met: (ours.summary.killWave?.excessExecutionsPerLostKey ?? Infinity) <= 0.3,
-        },
-        p99AfterKillMs: { value: ours.summary.afterKill.latency?.p99Ms ?? null, target: latencyBudget, met: (ours.summary.afterKill.latency?.p99Ms ?? Infinity) <= latencyBudget },
+        ...(WEB_FARM
+          ? {}
+          : {
+              lostKeyExecutionsPerLostKey: {
+                value: ours.summary.killWave?.executionsPerLostKey ?? null,
+                target: 0.3,
+                met: (ours.summary.killWave?.executionsPerLostKey ?? Infinity) <= 0.3,
+              },
+              excessLostKeyExecutionsPerLostKey: {
+                value: ours.summary.killWave?.excessExecutionsPerLostKey ?? null,
+                target: 0.3,
+                met: (ours.summary.killWave?.excessExecutionsPerLostKey ?? Infinity) <= 0.3,
+              },
+              p99AfterKillMs: { value: ours.summary.afterKill.latency?.p99Ms ?? null, target: latencyBudget, met: (ours.summary.afterKill.latency?.p99Ms ?? Infinity) <= latencyBudget },
+            }),
         errors: { value: ours.summary.errors, target: 0, met: ours.summary.errors === 0 },
-        steadyCv: { value: ours.summary.steady.dbExecutionsCv, target: 0.15, met: ours.summary.steady.dbExecutionsCv <= 0.15 },
+        steadyCv: cvTarget!,
+        ...(swr === null ? {} : { swrStaleP99OverHitP99Ms: { value: swr.value, target: swr.target, met: swr.met } }),
         ...saturationTargets(byName),
       }
     : null
@@ -639,12 +887,13 @@ function report(machine: Awaited<ReturnType<typeof describeMachine>>, placement:
   const header = [
     'configuration',
     'req/s',
+    'hit ratio',
     'steady DB/s',
     'steady CV',
     'peak DB/s after kill',
     'peak/steady',
-    'lost-key execs / lost keys (excess over steady)',
-    'return-wave execs / distinct',
+    WEB_FARM ? 'DB execs 5 s after kill / steady' : 'lost-key execs / lost keys (excess over steady)',
+    WEB_FARM ? 'DB execs 5 s after restart / steady' : 'return-wave execs / distinct',
     'p99 steady ms',
     'p99 after kill ms',
     'p99.9 after kill ms',
@@ -653,15 +902,26 @@ function report(machine: Awaited<ReturnType<typeof describeMachine>>, placement:
   ]
   const rows = results.map((r) => {
     const s = r.summary
+    const w = (x: { executions: number; expectedFromSteady: number; overSteady: number | null } | undefined) =>
+      x === undefined ? '–' : `${x.executions} / ${x.expectedFromSteady} = ${x.overSteady ?? '–'}`
     return [
       r.label,
       s.steady.requestsPerSecond,
+      s.steady.hitRatio ?? '–',
       s.steady.dbExecutionsPerSecond,
       s.steady.dbExecutionsCv,
       s.afterKill?.peakDbExecutionsPerSecond ?? '–',
       s.afterKill?.peakOverSteady ?? '–',
-      s.killWave ? `${s.killWave.lostExecutions} / ${s.killWave.lostShapes} = ${s.killWave.executionsPerLostKey} (${s.killWave.excessExecutionsPerLostKey})` : '–',
-      s.restartWave ? `${s.restartWave.lostExecutions} / ${s.restartWave.distinctLostExecuted} = ${s.restartWave.executionsPerDistinctLostKey}` : '–',
+      WEB_FARM
+        ? w(s.afterKill?.killWindow)
+        : s.killWave
+          ? `${s.killWave.lostExecutions} / ${s.killWave.lostShapes} = ${s.killWave.executionsPerLostKey} (${s.killWave.excessExecutionsPerLostKey})`
+          : '–',
+      WEB_FARM
+        ? w(s.afterKill?.restartWindow)
+        : s.restartWave
+          ? `${s.restartWave.lostExecutions} / ${s.restartWave.distinctLostExecuted} = ${s.restartWave.executionsPerDistinctLostKey}`
+          : '–',
       s.steady.latency?.p99Ms ?? '–',
       s.afterKill?.latency?.p99Ms ?? '–',
       s.afterKill?.latency?.p999Ms ?? '–',
@@ -669,38 +929,74 @@ function report(machine: Awaited<ReturnType<typeof describeMachine>>, placement:
       s.errors,
     ]
   })
-  console.log(`\nbench:drill — ${machineLine(machine)}; ${round(elapsed, 0)} s`)
-  console.log(
-    `${S.workers} workers × ${S.vus} users, think ${S.thinkMs} ms, ${S.shapes} shapes Zipf(${S.zipf}), query pg_sleep ${S.sleepMs} ms, TTL ${S.ttlBase} s × 0.5–1.5; ` +
-      `kill at ${KILL_SEC} s, restart at ${RESTART_SEC} s; lost shapes ${placement.lostShapes.length}\n`,
+  // Per page: requests, errors, p50/p99 steady and after the kill.
+  const pageHeader = ['configuration', 'page', 'requests', 'errors', 'p50 steady ms', 'p99 steady ms', 'p50 after kill ms', 'p99 after kill ms', 'max after kill ms']
+  const pageRows = results.flatMap((r) =>
+    PAGES.map((page) => {
+      const p = r.summary.pages[page]!
+      return [r.label, page, p.requests, p.errors, p.steady?.p50Ms ?? '–', p.steady?.p99Ms ?? '–', p.afterKill?.p50Ms ?? '–', p.afterKill?.p99Ms ?? '–', p.afterKill?.maxMs ?? '–']
+    }),
   )
+  // By what the cache did (after warm-up).
+  const outcomeHeader = ['configuration', 'cache outcome', 'requests', 'p50 ms', 'p99 ms', 'max ms']
+  const outcomeRows = results.flatMap((r) =>
+    CACHE_OUTCOMES.flatMap((outcome) => {
+      const o = r.summary.outcomes[outcome]?.afterWarmup
+      return o === null || o === undefined ? [] : [[r.label, outcome, o.requests, o.p50Ms, o.p99Ms, o.maxMs]]
+    }),
+  )
+  const workloadLine = WEB_FARM
+    ? `web farm: ${S.workers} workers (app.ts + load.ts users) × ${S.vus} users, think ${S.thinkMs} ms, ${S.articles} articles Zipf(${S.zipf}), ` +
+      `write share ${S.writeShare}, query cost ${S.queryCostMs} ms, TTLs × ${S.ttlScale}, pool ${S.pool}`
+    : `${S.workers} workers × ${S.vus} users, think ${S.thinkMs} ms, ${S.shapes} shapes Zipf(${S.zipf}), query pg_sleep ${S.sleepMs} ms, TTL ${S.ttlBase} s × 0.5–1.5`
+  console.log(`\nbench:drill — ${machineLine(machine)}; ${round(elapsed, 0)} s`)
+  console.log(`${workloadLine}; kill at ${KILL_SEC} s, restart at ${RESTART_SEC} s` + (WEB_FARM ? '\n' : `; lost shapes ${placement.lostShapes.length}\n`))
   console.log(formatTable(header, rows))
+  console.log(`\n${formatTable(pageHeader, pageRows)}`)
+  console.log(`\nrequests by cache outcome, after warm-up:\n${formatTable(outcomeHeader, outcomeRows)}`)
   console.log('\nDB executions per second:')
-  for (const r of results) console.log(`  ${r.label.padEnd(30)} ${r.perSecond.map((s) => s.dbExecutions).join(' ')}`)
+  for (const r of results) console.log(`  ${r.label.padEnd(42)} ${r.perSecond.map((s) => s.dbExecutions).join(' ')}`)
+  if (WEB_FARM) {
+    console.log('\nsteady DB executions per second by statement:')
+    for (const r of results) console.log(`  ${r.label.padEnd(42)} ${Object.entries(r.summary.steady.dbByKind ?? {}).map(([k, v]) => `${k} ${v}`).join(', ')}`)
+  }
   console.log('\nworkers: node out of the ring after the kill / back after the restart (s):')
   for (const r of results) {
-    if (r.detection !== null) console.log(`  ${r.label.padEnd(30)} ${r.detection.nodeDownAfterKillSeconds.join(' ')} / ${r.detection.nodeUpAfterRestartSeconds.join(' ')}`)
+    if (r.detection !== null) console.log(`  ${r.label.padEnd(42)} ${r.detection.nodeDownAfterKillSeconds.join(' ')} / ${r.detection.nodeUpAfterRestartSeconds.join(' ')}`)
+  }
+  for (const r of results) {
+    if (r.errorSamples.length > 0) console.log(`  errors, ${r.label}: ${r.errorSamples.join(' | ')}`)
   }
   if (targets !== null) {
     console.log('\ntargets (library defaults):')
     for (const [name, t] of Object.entries(targets)) console.log(`  ${name.padEnd(34)} ${String(t.value).padStart(8)}  target ${t.target}  ${t.met ? 'met' : 'NOT met'}`)
+    if (cvTarget !== null) console.log(`  steady CV: defaults ${cvTarget.value}, without early refresh and jitter ${cvTarget.unflat ?? '–'}, Poisson floor at the defaults' rate ${cvTarget.poissonFloor ?? '–'}`)
+    console.log(`  peak/steady of the steady seconds themselves (no kill): defaults ${ours?.summary.afterKill?.steadyPeakOverSteady ?? '–'}`)
+  }
+  if (swr !== null) {
+    console.log(
+      `  swr: stale p99 ${swr.stale?.p99Ms ?? '–'} ms (${swr.stale?.requests ?? 0} requests) vs hit p99 ${swr.hit?.p99Ms ?? '–'} ms (${swr.hit?.requests ?? 0}); ` +
+        `miss p99 ${swr.miss?.p99Ms ?? '–'} ms (${swr.miss?.requests ?? 0}): target stale ≤ hit + 5 ms ${swr.met ? 'met' : 'NOT met'}`,
+    )
   }
   if (peakRatioOffOverDefault !== null) console.log(`  peak after kill, safe mode off / defaults: ${peakRatioOffOverDefault}`)
-  console.log(`\n${markdownTable(header, rows)}\n`)
+  console.log(`\n${markdownTable(header, rows)}\n\n${markdownTable(pageHeader, pageRows)}\n\n${markdownTable(outcomeHeader, outcomeRows)}\n`)
 
-  const base = flags.out ?? `drill-${today()}`
-  const settings = { ...S, configs: CONFIGS, killSecond: KILL_SEC, restartSecond: RESTART_SEC, cacheSeconds: CACHE_SECONDS, namespace: NAMESPACE }
+  const base = flags.out ?? (WEB_FARM ? `drill-${today()}-web-farm` : `drill-${today()}`)
+  const settings = { ...S, configs: CONFIGS, killSecond: KILL_SEC, restartSecond: RESTART_SEC, cacheSeconds: CACHE_SECONDS, namespace: NAMESPACE, description: workloadLine }
   const chartInput = { settings, placement, configurations: results }
   const svgPath = writeResult(`${base}.svg`, executionsChart(chartInput))
   const latencySvgPath = writeResult(`${base}-latency.svg`, latencyChart(chartInput))
   const jsonPath = writeResult(`${base}.json`, {
     benchmark: 'drill',
+    workload: WORKLOAD,
     date: new Date().toISOString(),
     machine,
     elapsedSeconds: round(elapsed, 0),
     settings,
     placement,
     targets,
+    swr,
     peakRatioOffOverDefault,
     configurations: results,
     charts: { dbExecutions: svgPath, p99Latency: latencySvgPath },

@@ -109,8 +109,32 @@ export class Zipf {
   }
 }
 
+/**
+ * What the drill's users request: `web-farm` (the default) runs examples/web-farm's app
+ * in each worker and its load generator's users against it; `synthetic` runs the
+ * query shapes of this file directly.
+ */
+export type DrillWorkload = 'web-farm' | 'synthetic'
+
+/** The web-farm workload's settings (see bench/lib/drill-web-farm.ts). */
+export interface WebFarmWorkerSettings {
+  /** Article ids 1..articles, as seeded. */
+  readonly articles: number
+  /** Fraction of requests that post a comment. */
+  readonly writeShare: number
+  /** app.ts `queryCostMs`: database time added to each page query. */
+  readonly queryCostMs: number
+  /** app.ts `ttlScale`. */
+  readonly ttlScale: number
+  /** A request without an answer by then is an error, ms. */
+  readonly timeoutMs: number
+}
+
 /** What the coordinator passes to each worker (as JSON in argv). */
 export interface WorkerConfig {
+  readonly workload: DrillWorkload
+  /** Set for the web-farm workload. */
+  readonly webFarm?: WebFarmWorkerSettings
   readonly configuration: DrillConfigurationName
   readonly workerIndex: number
   readonly servers: readonly string[]
@@ -142,6 +166,14 @@ export interface WorkerSecond {
   readonly errors: number
   /** Latency of each completed request, ms (0.01 ms resolution). */
   readonly latencies: number[]
+  /** Per request, in the order of `latencies`: `page outcome` (outcome: hit, stale, miss, none; see examples/web-farm/cache-outcome.ts). */
+  readonly tags: string[]
+  /** Failed requests per page. */
+  readonly pageErrors: Record<string, number>
+  /** Statements the database answered for this worker in the second (web-farm workload: its counting pg client). */
+  readonly dbExecutions?: number
+  /** The same, by kind of statement. */
+  readonly dbByKind?: Record<string, number>
   /** This process's cache mode at the end of the second. */
   readonly mode: string
   /** Cache counters accumulated during the second. */
@@ -164,4 +196,6 @@ export interface WorkerDone {
   readonly stats: Record<string, number> | null
   readonly errorSamples: string[]
   readonly cacheErrorSamples: string[]
+  /** The app's own log lines (web-farm workload), the first few. */
+  readonly logSamples?: string[]
 }

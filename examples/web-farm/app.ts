@@ -14,12 +14,23 @@
  *   GET  /healthz                 this process is up
  *   GET  /stats                   cache.stats() of this process and of the whole farm
  *   GET  /metrics                 the cache's Prometheus metrics, summed over the farm
+ *
+ * Every page's response says what the cache did for it in `x-cache`: `hit`, `stale`
+ * (served past its TTL by swr), `miss` or `none` (see cache-outcome.ts).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import { Kysely, PostgresDialect } from 'kysely'
+import { Kysely, PostgresDialect, sql, type Expression, type SqlBool } from 'kysely'
 import pg from 'pg'
 import { AggregatorRegistry, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client'
-import { createQueryCache, type CacheMode, type CacheStats, type QueryCache } from '../../src/index.js'
+import {
+  createQueryCache,
+  type CachedOptions,
+  type CacheMode,
+  type CacheStats,
+  type QueryCache,
+  type QueryCacheOptions,
+} from '../../src/index.js'
+import { trackCacheOutcome, type CacheOutcome } from './cache-outcome.js'
 import { searchPathOption, type Database } from './schema.js'
 
 export interface AppOptions {
@@ -35,6 +46,24 @@ export interface AppOptions {
   farmReports?: (() => Promise<WorkerReport[]>) | undefined
   /** Where cache events and errors are logged. Default: stderr with the pid. */
   log?: ((line: string) => void) | undefined
+  /**
+   * More options of the cache client (safe mode, near cache, early refresh, …), over
+   * the app's own; their `onEvent` and `onError` are called after the app logged.
+   * `false`: no cache at all, every page's queries go to the database (a baseline).
+   */
+  cache?: Omit<QueryCacheOptions, 'servers' | 'namespace' | 'defaultSchema' | 'metrics'> | false | undefined
+  /** Whether pages may be served past their TTL while refreshed (their `swr` windows). Default true. */
+  swr?: boolean | undefined
+  /** Multiplies every page's `ttl` and `swr` (rounded up to whole seconds), to fit a drill in minutes. Default 1. */
+  ttlScale?: number | undefined
+  /**
+   * Database time each page query costs on top of its own work, ms: a `pg_sleep` the
+   * database runs once per execution, holding a connection as a heavier query on a
+   * bigger database would, without using this machine's CPU. Default 0.
+   */
+  queryCostMs?: number | undefined
+  /** The pool's connection class (pg.Pool's `Client` option), e.g. one that counts statements. Default `pg.Client`. */
+  Client?: typeof pg.Client | undefined
 }
 
 export const PAGES = ['front', 'topAuthors', 'article', 'comment', 'purge'] as const
@@ -43,16 +72,19 @@ export type PageName = (typeof PAGES)[number]
 /** What one process tells the farm about itself. */
 export interface WorkerReport {
   pid: number
-  mode: CacheMode
+  /** `uncached` for an app without a cache (`cache: false`). */
+  mode: CacheMode | 'uncached'
   /** Requests answered per page since start. */
   requests: Record<PageName, number>
-  stats: CacheStats
+  /** `null` without a cache. */
+  stats: CacheStats | null
   metrics: Array<MetricObjectWithValues<MetricValue<string>>>
 }
 
 export interface App {
   readonly server: Server
-  readonly cache: QueryCache
+  /** `undefined` when created with `cache: false`. */
+  readonly cache: QueryCache | undefined
   readonly db: Kysely<Database>
   report(): Promise<WorkerReport>
   /** Stops accepting, lets requests in flight finish (5 s at most), then closes Kysely and the cache. */
@@ -73,6 +105,8 @@ interface Reply {
   /** Sent as JSON, or as it is when `contentType` is given. */
   body: unknown
   contentType?: string
+  /** What the cache did for a page (the `x-cache` header). */
+  cache?: CacheOutcome
 }
 
 const ARTICLE_PATH = /^\/articles\/([1-9]\d{0,8})(\/comments|\/purge)?$/
@@ -81,30 +115,55 @@ const CLOSE_GRACE_MS = 5000
 
 export function createApp(options: AppOptions): App {
   const log = options.log ?? ((line: string) => process.stderr.write(`[worker ${process.pid}] ${line}\n`))
+  // Checked before anything opens a connection.
+  const ttlScale = positive(options.ttlScale ?? 1, 'ttlScale')
+  const costMs = options.queryCostMs ?? 0
+  if (!(costMs >= 0 && costMs <= 60_000)) throw new RangeError(`queryCostMs must be from 0 to 60000, got ${costMs}`)
   const registry = new Registry()
-  const cache = createQueryCache({
-    servers: options.servers,
-    namespace: options.namespace,
-    // Connections run with search_path = the farm's schema, so unqualified names live there.
-    defaultSchema: options.schema,
-    metrics: { registry },
-    onError: throttled(log, 'cache error (the query went to the database)'),
-    onEvent: (event) => {
-      if (event.type === 'mode') log(`cache mode ${event.to}: ${event.reason}`)
-      else if (event.type === 'node-down') log(`memcached ${event.node} out of the ring: ${event.reason}`)
-      else if (event.type === 'node-up') log(`memcached ${event.node} back in the ring`)
-    },
-  })
+  const extra = options.cache === false ? undefined : options.cache
+  const logError = throttled(log, 'cache error (the query went to the database)')
+  const cache =
+    options.cache === false
+      ? undefined
+      : createQueryCache({
+          ...extra,
+          servers: options.servers,
+          namespace: options.namespace,
+          // Connections run with search_path = the farm's schema, so unqualified names live there.
+          defaultSchema: options.schema,
+          metrics: { registry },
+          onError: (error) => {
+            logError(error)
+            extra?.onError?.(error)
+          },
+          onEvent: (event) => {
+            if (event.type === 'mode') log(`cache mode ${event.to}: ${event.reason}`)
+            else if (event.type === 'node-down') log(`memcached ${event.node} out of the ring: ${event.reason}`)
+            else if (event.type === 'node-up') log(`memcached ${event.node} back in the ring`)
+            extra?.onEvent?.(event)
+          },
+        })
   const pool = new pg.Pool({
     connectionString: options.databaseUrl,
     max: options.poolSize ?? 8,
     options: searchPathOption(options.schema),
     application_name: `web-farm ${options.schema}`,
+    ...(options.Client === undefined ? {} : { Client: options.Client }),
   })
   // An idle connection the server dropped (a restart, say): pg reports it here, not to a query.
   pool.on('error', (error) => log(`idle database connection failed: ${error.message}`))
-  const db = new Kysely<Database>({ dialect: cache.wrapDialect(new PostgresDialect({ pool })) })
+  const dialect = new PostgresDialect({ pool })
+  const db = new Kysely<Database>({ dialect: cache === undefined ? dialect : cache.wrapDialect(dialect) })
   const requests = Object.fromEntries(PAGES.map((page) => [page, 0])) as Record<PageName, number>
+
+  /** A page query's cache options as this app runs them: scaled, without swr if asked, or none without a cache. */
+  const caching = (settings: { ttl: number; swr: number; tags?: string[] }): CachedOptions | false => {
+    if (cache === undefined) return false
+    const scale = (seconds: number) => Math.ceil(seconds * ttlScale)
+    return { ...settings, ttl: scale(settings.ttl), swr: options.swr === false ? 0 : scale(settings.swr) }
+  }
+  /** The extra database time of a page query (`queryCostMs`): an InitPlan the database runs once per execution. */
+  const cost: Expression<SqlBool> = sql<SqlBool>`(select pg_sleep(${costMs / 1000})) is not null`
 
   const frontPage = () =>
     db
@@ -114,7 +173,8 @@ export function createApp(options: AppOptions): App {
       .orderBy('article.published_at', 'desc')
       .orderBy('article.id', 'desc')
       .limit(20)
-      .cached({ ttl: 10, swr: 30 })
+      .$if(costMs > 0, (qb) => qb.where(cost))
+      .cached(caching({ ttl: 10, swr: 30 }))
       .execute()
 
   const topAuthors = async () => {
@@ -127,7 +187,8 @@ export function createApp(options: AppOptions): App {
       .orderBy('comments', 'desc')
       .orderBy('author.id')
       .limit(20)
-      .cached({ ttl: 30, swr: 60 })
+      .$if(costMs > 0, (qb) => qb.where(cost))
+      .cached(caching({ ttl: 30, swr: 60 }))
       .execute()
     return rows.map((row) => ({ ...row, comments: Number(row.comments) }))
   }
@@ -140,7 +201,8 @@ export function createApp(options: AppOptions): App {
         .innerJoin('author', 'author.id', 'article.author_id')
         .select(['article.id', 'article.title', 'article.body', 'article.published_at', 'author.id as author_id', 'author.name as author_name'])
         .where('article.id', '=', id)
-        .cached({ ttl: 60, swr: 300, tags })
+        .$if(costMs > 0, (qb) => qb.where(cost))
+        .cached(caching({ ttl: 60, swr: 300, tags }))
         .executeTakeFirst(),
       db
         .selectFrom('comment')
@@ -149,7 +211,8 @@ export function createApp(options: AppOptions): App {
         .orderBy('created_at', 'desc')
         .orderBy('id', 'desc')
         .limit(50)
-        .cached({ ttl: 30, swr: 60, tags })
+        .$if(costMs > 0, (qb) => qb.where(cost))
+        .cached(caching({ ttl: 30, swr: 60, tags }))
         .execute(),
     ])
     if (article === undefined) throw new HttpError(404, `no article ${id}`)
@@ -176,9 +239,9 @@ export function createApp(options: AppOptions): App {
 
   const report = async (): Promise<WorkerReport> => ({
     pid: process.pid,
-    mode: cache.mode,
+    mode: cache?.mode ?? 'uncached',
     requests: { ...requests },
-    stats: cache.stats(),
+    stats: cache?.stats() ?? null,
     metrics: await registry.getMetricsAsJSON(),
   })
 
@@ -214,12 +277,12 @@ export function createApp(options: AppOptions): App {
       }
       if (article[2] === '/purge') {
         expect('POST')
-        return page('purge', async () => ({ invalidated: await cache.invalidate({ tags: [`article:${id}`] }) }))
+        return page('purge', async () => ({ invalidated: (await cache?.invalidate({ tags: [`article:${id}`] })) ?? false }))
       }
       expect('GET')
       return page('article', () => articlePage(id))
     }
-    if (path === '/healthz') return { status: 200, body: { ok: true, pid: process.pid, mode: cache.mode } }
+    if (path === '/healthz') return { status: 200, body: { ok: true, pid: process.pid, mode: cache?.mode ?? 'uncached' } }
     if (path === '/stats') return { status: 200, body: statsBody(await report(), await farm()) }
     if (path === '/metrics') {
       const metrics = (await farm()).map((r) => r.metrics)
@@ -229,12 +292,15 @@ export function createApp(options: AppOptions): App {
   }
 
   const server = createServer((request, response) => {
-    route(request).then(
-      (reply) => send(response, reply),
+    // Its own context, so the cache's per-query messages are told to this request (x-cache).
+    const tracked = trackCacheOutcome(() => route(request))
+    tracked.result.then(
+      (reply) => send(response, { ...reply, cache: tracked.outcome() }),
       (error: unknown) => {
-        if (error instanceof HttpError) return send(response, { status: error.status, body: { error: error.message } })
+        const cache = tracked.outcome()
+        if (error instanceof HttpError) return send(response, { status: error.status, body: { error: error.message }, cache })
         log(`${request.method} ${request.url} failed: ${(error as Error).stack ?? String(error)}`)
-        send(response, { status: 500, body: { error: (error as Error).message } })
+        send(response, { status: 500, body: { error: (error as Error).message }, cache })
       },
     )
   })
@@ -248,7 +314,7 @@ export function createApp(options: AppOptions): App {
       await closed
       clearTimeout(grace)
       await db.destroy()
-      await cache.close()
+      await cache?.close()
     })())
 
   return { server, cache, db, report, close }
@@ -259,7 +325,7 @@ function statsBody(self: WorkerReport, reports: WorkerReport[]) {
   const strip = ({ metrics: _metrics, ...rest }: WorkerReport) => ({ ...rest, hitRatio: hitRatio(rest.stats) })
   const total = {} as Record<keyof CacheStats, number>
   for (const { stats } of reports) {
-    for (const [key, value] of Object.entries(stats) as Array<[keyof CacheStats, number]>) total[key] = (total[key] ?? 0) + value
+    for (const [key, value] of Object.entries(stats ?? {}) as Array<[keyof CacheStats, number]>) total[key] = (total[key] ?? 0) + value
   }
   const requests = Object.fromEntries(PAGES.map((page) => [page, reports.reduce((sum, r) => sum + r.requests[page], 0)]))
   return {
@@ -269,7 +335,8 @@ function statsBody(self: WorkerReport, reports: WorkerReport[]) {
 }
 
 /** hits / (hits + misses), rounded to 3 places; null before the first cached query. */
-function hitRatio(stats: Pick<CacheStats, 'hits' | 'misses'>): number | null {
+function hitRatio(stats: Pick<CacheStats, 'hits' | 'misses'> | null): number | null {
+  if (stats === null || stats.hits === undefined) return null
   const all = stats.hits + stats.misses
   return all === 0 ? null : Math.round((stats.hits / all) * 1000) / 1000
 }
@@ -280,6 +347,7 @@ function send(response: ServerResponse, reply: Reply): void {
     'content-type': reply.contentType ?? 'application/json',
     'content-length': Buffer.byteLength(text),
     'x-served-by': String(process.pid),
+    ...(reply.cache === undefined ? {} : { 'x-cache': reply.cache }),
   })
   response.end(text)
 }
@@ -297,6 +365,11 @@ async function readJson(request: IncomingMessage): Promise<unknown> {
   } catch {
     throw new HttpError(400, 'body must be JSON')
   }
+}
+
+function positive(value: number, name: string): number {
+  if (!(Number.isFinite(value) && value > 0)) throw new RangeError(`${name} must be a positive number, got ${value}`)
+  return value
 }
 
 /** Logs the first failure at once, then at most one line (with the count) per 5 s. */

@@ -7,7 +7,9 @@
  *   npx tsx examples/web-farm/load.ts --url http://127.0.0.1:8080 --seconds 30
  *
  * As a function: `await runLoad({ url, seconds: 5 })` resolves with what the
- * command prints (requests/s, latency percentiles per page, errors).
+ * command prints (requests/s, latency percentiles per page, errors). Its parts,
+ * `requestPlanner()` and `virtualUser()`, are what `npm run bench:drill` runs
+ * as its users (bench/drill-worker.ts), timing each answer its own way.
  */
 import { realpathSync } from 'node:fs'
 import { Agent, request as httpRequest } from 'node:http'
@@ -71,6 +73,8 @@ export interface HttpReply {
   body: unknown
   /** The pid of the worker that answered (app.ts sets `x-served-by`). */
   servedBy: number
+  /** What the cache did for the page, from app.ts's `x-cache` header (`hit`, `stale`, `miss`, `none`). */
+  cache: string | undefined
 }
 
 const DEFAULT_READ_MIX: Record<ReadPage, number> = { front: 0.15, topAuthors: 0.05, article: 0.8 }
@@ -113,7 +117,13 @@ export function request(
         incoming.on('error', reject)
         incoming.on('end', () => {
           try {
-            resolve({ status: incoming.statusCode ?? 0, body: JSON.parse(text), servedBy: Number(incoming.headers['x-served-by']) })
+            const cache = incoming.headers['x-cache']
+            resolve({
+              status: incoming.statusCode ?? 0,
+              body: JSON.parse(text),
+              servedBy: Number(incoming.headers['x-served-by']),
+              cache: typeof cache === 'string' ? cache : undefined,
+            })
           } catch {
             reject(new Error(`HTTP ${incoming.statusCode}, not JSON: ${text.slice(0, 80)}`))
           }
@@ -126,47 +136,128 @@ export function request(
   })
 }
 
+/**
+ * The users' connection pool: kept alive, at most `maxSockets` connections. Node 20's
+ * agent closes an idle connection before the server's announced `Keep-Alive: timeout`
+ * only when it has a timeout of its own; without one, a connection idle for exactly the
+ * server's 5 s is sometimes reused as the server closes it ("socket hang up").
+ */
+export function keepAliveAgent(maxSockets: number): Agent {
+  return new Agent({ keepAlive: true, maxSockets, timeout: 60_000 })
+}
+
+/** One request of a virtual user. */
+export interface PlannedRequest {
+  page: LoadPage
+  method: 'GET' | 'POST'
+  path: string
+  json?: unknown
+}
+
+/** What shapes the users' requests: the page mix and the articles' popularity. */
+export type PlanOptions = Pick<LoadOptions, 'articles' | 'zipf' | 'readMix' | 'writeShare'>
+
+/**
+ * The next request of a user, from its random numbers (two per request): a page by the
+ * mix, and an article by Zipf popularity, the newest (id = articles) the most read.
+ */
+export function requestPlanner(options: PlanOptions = {}): (random: () => number, user: number, n: number) => PlannedRequest {
+  const articles = options.articles ?? 5000
+  const choosePage = chooser({ ...DEFAULT_READ_MIX, ...options.readMix }, options.writeShare ?? DEFAULT_WRITE_SHARE)
+  const articleRank = zipfRanks(articles, options.zipf ?? 1)
+  return (random, user, n) => {
+    const page = choosePage(random())
+    const article = articles - articleRank(random())
+    return page === 'front' ? { page, method: 'GET', path: '/' }
+      : page === 'topAuthors' ? { page, method: 'GET', path: '/authors/top' }
+      : page === 'article' ? { page, method: 'GET', path: `/articles/${article}` }
+      : { page, method: 'POST', path: `/articles/${article}/comments`, json: { body: `load comment ${user}.${n}` } }
+  }
+}
+
+/** One answered (or failed) request of a user. */
+export interface UserAnswer {
+  request: PlannedRequest
+  /** From sending to the whole body read, ms. */
+  ms: number
+  /** Set when the request failed: network, timeout, not JSON, or an HTTP status of 400 or more. */
+  error?: Error
+  /** The reply, when one came (with an error status too). */
+  reply?: HttpReply
+}
+
+export interface UserOptions {
+  /** The farm's base URL (checked by {@link loopbackUrl}). */
+  base: URL
+  agent: Agent | false
+  /** The user's number: its random sequence (with `seed`) and its comments' text. */
+  user: number
+  seed: number
+  /** Mean pause between requests, ms; each is 0.5–1.5 × this. */
+  thinkMs: number
+  timeoutMs: number
+  plan: ReturnType<typeof requestPlanner>
+  /** `performance.now()` after which the user sends nothing more. */
+  until: number
+  /** Pause before the first request, as a fraction of one mean think time drawn from the user's own sequence. Default: none. */
+  spreadStart?: boolean
+  onAnswer(answer: UserAnswer): void
+}
+
+/** A user: request, wait for the answer, think, until `until`. Resolves after its last answer. */
+export async function virtualUser(options: UserOptions): Promise<void> {
+  const { base, agent, thinkMs, timeoutMs, plan, until } = options
+  const random = seededRandom(options.seed * 7919 + options.user)
+  if (options.spreadStart === true) await sleep(Math.min(random() * thinkMs, Math.max(0, until - performance.now())))
+  for (let n = 0; performance.now() < until; n++) {
+    const planned = plan(random, options.user, n)
+    const sent = performance.now()
+    let reply: HttpReply | undefined
+    let error: Error | undefined
+    try {
+      reply = await request(new URL(planned.path, base), { method: planned.method, json: planned.json, agent, timeoutMs })
+      if (reply.status >= 400) throw new Error(`HTTP ${reply.status} ${JSON.stringify(reply.body).slice(0, 120)}`)
+    } catch (caught) {
+      error = caught as Error
+    }
+    options.onAnswer({ request: planned, ms: performance.now() - sent, ...(error === undefined ? {} : { error }), ...(reply === undefined ? {} : { reply }) })
+    const pause = Math.min(thinkMs * (0.5 + random()), until - performance.now())
+    if (pause > 0) await sleep(pause)
+  }
+}
+
 /** Runs the load for `seconds` and resolves once every user's last request has answered. */
 export async function runLoad(options: LoadOptions): Promise<LoadReport> {
   const base = loopbackUrl(options.url)
   const seconds = options.seconds ?? 10
   const vus = options.vus ?? 20
-  const thinkMs = options.thinkMs ?? 20
-  const articles = options.articles ?? 5000
-  const seed = options.seed ?? 1
-  const timeoutMs = options.timeoutMs ?? 5000
-  const choosePage = chooser({ ...DEFAULT_READ_MIX, ...options.readMix }, options.writeShare ?? DEFAULT_WRITE_SHARE)
-  const articleRank = zipfRanks(articles, options.zipf ?? 1)
-  const agent = new Agent({ keepAlive: true, maxSockets: vus })
+  const plan = requestPlanner(options)
+  const agent = keepAliveAgent(vus)
   const latencies = Object.fromEntries(LOAD_PAGES.map((page) => [page, [] as number[]])) as Record<LoadPage, number[]>
   const errors = Object.fromEntries(LOAD_PAGES.map((page) => [page, 0])) as Record<LoadPage, number>
   const errorSamples: string[] = []
 
   const start = performance.now()
-  const end = start + seconds * 1000
-  const user = async (index: number) => {
-    const random = seededRandom(seed * 7919 + index)
-    for (let n = 0; performance.now() < end; n++) {
-      const page = choosePage(random())
-      const article = articles - articleRank(random())
-      const [method, path, json] =
-        page === 'front' ? ['GET', '/', undefined]
-        : page === 'topAuthors' ? ['GET', '/authors/top', undefined]
-        : page === 'article' ? ['GET', `/articles/${article}`, undefined]
-        : ['POST', `/articles/${article}/comments`, { body: `load comment ${index}.${n}` }]
-      const sent = performance.now()
-      try {
-        const reply = await request(new URL(path, base), { method: method as 'GET' | 'POST', json, agent, timeoutMs })
-        if (reply.status >= 400) throw new Error(`HTTP ${reply.status} ${JSON.stringify(reply.body).slice(0, 120)}`)
-        latencies[page].push(performance.now() - sent)
-      } catch (error) {
-        errors[page]++
-        if (errorSamples.length < 10) errorSamples.push(`${page} ${path}: ${(error as Error).message}`)
-      }
-      const pause = Math.min(thinkMs * (0.5 + random()), end - performance.now())
-      if (pause > 0) await sleep(pause)
+  const onAnswer = ({ request: { page, path }, ms, error }: UserAnswer) => {
+    if (error === undefined) {
+      latencies[page].push(ms)
+      return
     }
+    errors[page]++
+    if (errorSamples.length < 10) errorSamples.push(`${page} ${path}: ${error.message}`)
   }
+  const user = (index: number) =>
+    virtualUser({
+      base,
+      agent,
+      user: index,
+      seed: options.seed ?? 1,
+      thinkMs: options.thinkMs ?? 20,
+      timeoutMs: options.timeoutMs ?? 5000,
+      plan,
+      until: start + seconds * 1000,
+      onAnswer,
+    })
   await Promise.all(Array.from({ length: vus }, (_, index) => user(index)))
   const elapsed = (performance.now() - start) / 1000
   agent.destroy()
@@ -240,7 +331,7 @@ function zipfRanks(n: number, s: number): (u: number) => number {
 }
 
 /** xorshift32: a small PRNG, so a run with the same seed makes the same choices. */
-function seededRandom(seed: number): () => number {
+export function seededRandom(seed: number): () => number {
   // murmur3's finaliser first: nearby seeds start far apart, distinct seeds stay distinct.
   let x = Math.imul(seed ^ (seed >>> 16), 0x85ebca6b)
   x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35)

@@ -26,7 +26,9 @@ const HELP = `npm run example:web-farm -- [flags]
   --workers 2          worker processes (default 1 with --embedded)
   --port 8080          shared port; 0 picks a free one
   --host 127.0.0.1     address to listen on
-  --pool 8             pg connections per worker`
+  --pool 8             pg connections per worker
+  --query-cost-ms 0    database time added to each page query (a pg_sleep), as on a bigger database
+  --ttl-scale 1        multiplies the pages' TTL and swr windows`
 
 /** What every worker gets from the primary (through the environment). */
 interface FarmConfig {
@@ -39,6 +41,8 @@ interface FarmConfig {
   port: number
   host: string
   pool: number
+  queryCostMs: number
+  ttlScale: number
 }
 
 /** Worker → primary. */
@@ -73,6 +77,8 @@ function parseConfig(argv: string[]): FarmConfig {
       port: { type: 'string', default: '8080' },
       host: { type: 'string', default: '127.0.0.1' },
       pool: { type: 'string', default: '8' },
+      'query-cost-ms': { type: 'string', default: '0' },
+      'ttl-scale': { type: 'string', default: '1' },
       help: { type: 'boolean', default: false },
     },
   })
@@ -99,6 +105,8 @@ function parseConfig(argv: string[]): FarmConfig {
     port: integer('port', values.port, 0, 65535),
     host: values.host,
     pool: integer('pool', values.pool, 1, 100),
+    queryCostMs: integer('query-cost-ms', values['query-cost-ms'], 0, 60_000),
+    ttlScale: positive('ttl-scale', values['ttl-scale']),
   }
 }
 
@@ -116,6 +124,12 @@ function integer(flag: string, text: string, min: number, max: number): number {
   if (!Number.isSafeInteger(value) || value < min || value > max) {
     throw new UsageError(`--${flag} must be a whole number from ${min} to ${max}, got ${JSON.stringify(text)}`)
   }
+  return value
+}
+
+function positive(flag: string, text: string): number {
+  const value = Number(text)
+  if (!Number.isFinite(value) || value <= 0) throw new UsageError(`--${flag} must be a positive number, got ${JSON.stringify(text)}`)
   return value
 }
 
@@ -241,6 +255,8 @@ async function runWorker(config: FarmConfig): Promise<void> {
     servers: config.servers,
     namespace: config.namespace,
     poolSize: config.pool,
+    queryCostMs: config.queryCostMs,
+    ttlScale: config.ttlScale,
     farmReports: () =>
       new Promise((resolve) => {
         const id = nextId++

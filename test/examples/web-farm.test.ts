@@ -156,6 +156,19 @@ describe('examples/web-farm', () => {
     expect(crossWorker).toContain(true)
   })
 
+  it('says in x-cache what the cache did for each page', async () => {
+    const article = `${url}/articles/4990`
+    expect(['hit', 'miss']).toContain((await request(article)).cache)
+    // Stored by the first read: a hit whichever worker answers.
+    expect((await request(article)).cache).toBe('hit')
+    const posted = await request(`${article}/comments`, { method: 'POST', json: { body: `x-cache ${schema}` } })
+    expect(posted.cache).toBe('none')
+    // The post invalidated every comment list: the page's list comes from the database once more.
+    expect((await request(article)).cache).toBe('miss')
+    expect((await request(article)).cache).toBe('hit')
+    articleReads += 4
+  })
+
   it('exits 0 on SIGTERM and leaves no worker behind', async () => {
     farm!.kill('SIGTERM')
     expect(await exited).toBe(0)
