@@ -6,6 +6,8 @@
 import { describe, expect, it } from 'vitest'
 import { createQueryCache } from '../../src/index.js'
 import type { Store } from '../../src/store/store.js'
+import { signStore } from '../../src/store/signed-store.js'
+import { ValueSigner } from '../../src/store/value-signer.js'
 import { MemoryStore } from '../../src/store/memory-store.js'
 import { writeModeOverride } from '../../src/tier/tier-state.js'
 
@@ -31,10 +33,16 @@ function customStoreOver(memory: MemoryStore): Store {
 describe('the farm mode flag', () => {
   it('is followed through a custom store, which other processes may share', async () => {
     const inner = new MemoryStore()
-    const cache = createQueryCache({ store: customStoreOver(inner), namespace: 'custom' })
+    const shared = customStoreOver(inner)
+    const cache = createQueryCache({ store: shared, namespace: 'custom' })
+    // Another process of the farm: it frames what it writes as the cache does (a shared store's values are bound to their keys).
+    const otherProcess = signStore(shared, new ValueSigner(), () => {})
     try {
       expect(await cache.refreshMode()).toBe('normal')
+      // Written raw, past the framing: not something this farm wrote, so not followed.
       await writeModeOverride(inner, 'custom', 'degraded', 60_000, 'test')
+      expect(await cache.refreshMode()).toBe('normal')
+      await writeModeOverride(otherProcess, 'custom', 'degraded', 60_000, 'test')
       expect(await cache.refreshMode()).toBe('degraded')
     } finally {
       await cache.close()

@@ -47,7 +47,7 @@ describe('observability', () => {
 
     // Help texts show in Prometheus and Grafana next to the name: whole sentences, one per metric.
     const help = text.split('\n').filter((line) => line.startsWith('# HELP kysely_memcache_'))
-    expect(help).toHaveLength(22)
+    expect(help).toHaveLength(23)
     for (const line of help) expect(line).toMatch(/^# HELP kysely_memcache_\w+ [A-Z][^\n]*\.$/)
   })
 
