@@ -48,8 +48,8 @@ export class SignedStore implements Store {
     return this.inner.maxValueBytes - this.#signer.overhead
   }
 
-  get processLocal(): boolean | undefined {
-    return this.inner.processLocal
+  get processLocal(): boolean {
+    return this.inner.processLocal === true
   }
 
   async get(key: string): Promise<Buffer | undefined> {
