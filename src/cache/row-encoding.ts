@@ -1,14 +1,18 @@
 import type { CacheType, Uncacheable } from './cache-type.js'
-import { CUSTOM, ILL_FORMED_STRING, NEGATIVE_ZERO, ODD_OBJECT, packRows, Special, unpackRows } from './row-msgpack.js'
+import { CUSTOM, ILL_FORMED_STRING, MAX_BIGINT_BYTES, NEGATIVE_ZERO, ODD_OBJECT, packRows, Special, unpackRows } from './row-msgpack.js'
 
 /**
  * Names the row encoding: part of what versions cache entries (an entry written
- * with another encoding must miss, not be misread).
+ * with another encoding must miss, not be misread). msgpack2: the rows follow an
+ * opening string (see row-msgpack.ts), bigints are capped.
  */
-export const ROW_ENCODING_FORMAT = 'msgpack1'
+export const ROW_ENCODING_FORMAT = 'msgpack2'
 
 /** Deeper than this is refused as `encode` (and is what a circular reference becomes). */
-const MAX_DEPTH = 1000
+export const MAX_DEPTH = 1000
+
+/** Beyond ±2^8191 a bigint is refused as `encode` (the reader's cap: see row-msgpack.ts). */
+const BIGINT_LIMIT = 1n << BigInt(MAX_BIGINT_BYTES * 8 - 1)
 
 /** Prototypes of the values written as they are: msgpackr (and its extensions here) brings them back as themselves. */
 const AS_THEY_ARE = new Set<unknown>([
@@ -74,17 +78,19 @@ function classOf(value: unknown): string {
  * as the driver returned them or refused.
  *
  * Faithful: null, undefined, booleans, numbers (-0, NaN, ±Infinity), strings (lone
- * surrogates too), bigint of any size, valid Dates, Buffer, the typed arrays, Map,
+ * surrogates too), bigint up to 8192 bits, valid Dates, Buffer, the typed arrays, Map,
  * Set, RegExp, URL, arrays, plain objects (null-prototype ones, and any key:
  * `__proto__` and `constructor` included), and the registered types. Anything else
- * (other classes, invalid Dates, functions, symbols) is refused, naming its column.
+ * (other classes, invalid Dates, functions, symbols, larger bigints) is refused, naming its column.
  *
  * Encoding walks the rows once before msgpackr does: to refuse, to call the
  * registered types, and to wrap the few values msgpackr alone would change (-0,
  * ill-formed strings, null-prototype objects, odd keys) in a private extension.
  * Rows without such values are handed to msgpackr as they are, not copied.
  * Decoding is msgpackr's alone, with no code generated; it runs no code of the
- * application but the registered `deserialize`.
+ * application but the registered `deserialize`. The bytes are not trusted: any bytes
+ * decode to rows of the values above or throw a TypeError, in time and memory in
+ * proportion to their length (see row-msgpack.ts).
  *
  * Where it differs from the superjson codec: keys `__proto__`, `constructor` and
  * `prototype` are kept (superjson refused them), BigInt64Array and BigUint64Array
@@ -123,10 +129,30 @@ export class RowEncoding {
     }
   }
 
-  /** The rows of `bytes`; throws on bytes this encoding did not write (garbage, truncated, other types). */
+  /**
+   * The rows of `bytes`; throws a TypeError on bytes this encoding did not write
+   * (garbage, truncated, other types, nested deeper than it writes), with msgpackr's
+   * error or a registered `deserialize`'s as its cause.
+   */
   decode(bytes: Uint8Array): unknown[] {
-    const rows = unpackRows(bytes, this.#byName)
+    let rows: unknown
+    try {
+      rows = unpackRows(bytes, this.#byName)
+    } catch (error) {
+      // One kind of failure for callers, whatever msgpackr threw (a RangeError for a stack overflow, say).
+      throw error instanceof TypeError ? error : new TypeError(`cached rows are malformed: ${messageOf(error)}`, { cause: error })
+    }
     if (!Array.isArray(rows)) throw new TypeError('cached entry does not hold a row array')
+    // msgpackr reads a few thousand levels before its stack gives out; what reads the rows
+    // next (Kysely's ParseJSONResultsPlugin, say) may not, and would fail the query. Each
+    // level takes a byte at least: fewer bytes than MAX_DEPTH cannot nest deeper.
+    if (bytes.length > MAX_DEPTH) {
+      for (const row of rows) {
+        if (typeof row === 'object' && row !== null && nestedTooDeep(row, 0)) {
+          throw new TypeError(`cached rows nest deeper than ${MAX_DEPTH} levels, which the encoder refuses`)
+        }
+      }
+    }
     return rows
   }
 
@@ -148,8 +174,11 @@ export class RowEncoding {
       case 'function':
       case 'symbol':
         throw new Refusal(value, 'class')
+      case 'bigint':
+        if (value >= BIGINT_LIMIT || value < -BIGINT_LIMIT) throw new Refusal(value, 'encode', `bigint beyond ${MAX_BIGINT_BYTES * 8} bits`)
+        return value
       default:
-        // boolean, undefined, bigint
+        // boolean, undefined
         return value
     }
   }
@@ -257,6 +286,36 @@ export class RowEncoding {
     }
     return describeRefusal('?', undefined, error)
   }
+}
+
+/** Whether `value` (at `depth`) holds containers deeper than MAX_DEPTH, as #prepareObject counts them; other classes are not looked into. */
+function nestedTooDeep(value: object, depth: number): boolean {
+  if (depth > MAX_DEPTH) return true
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i]
+      if (typeof item === 'object' && item !== null && nestedTooDeep(item, depth + 1)) return true
+    }
+    return false
+  }
+  const prototype: unknown = Object.getPrototypeOf(value)
+  if (prototype === Object.prototype || prototype === null) {
+    const record = value as Record<string, unknown>
+    for (const key in record) {
+      const item = record[key]
+      if (typeof item === 'object' && item !== null && nestedTooDeep(item, depth + 1)) return true
+    }
+  } else if (prototype === Map.prototype) {
+    for (const [key, item] of value as ReadonlyMap<unknown, unknown>) {
+      if (typeof key === 'object' && key !== null && nestedTooDeep(key, depth + 1)) return true
+      if (typeof item === 'object' && item !== null && nestedTooDeep(item, depth + 1)) return true
+    }
+  } else if (prototype === Set.prototype) {
+    for (const item of value as ReadonlySet<unknown>) {
+      if (typeof item === 'object' && item !== null && nestedTooDeep(item, depth + 1)) return true
+    }
+  }
+  return false
 }
 
 function describeRefusal(column: string, columnValue: unknown, error: unknown): Uncacheable {

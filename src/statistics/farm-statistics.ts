@@ -168,9 +168,20 @@ export class FarmStatistics {
     const parse = (copy: Buffer): StatisticsSnapshot | undefined => {
       try {
         const snapshot = validateSnapshot(JSON.parse(copy.toString('utf8')), this.#key)
-        // Parameters decoded now, so read() and the manifests built from it never meet bad ones.
-        snapshot.entries.forEach((entry, index) => entryShape(entry, `${this.#key}.entries[${index}]`))
-        return snapshot
+        // Parameters decoded now, so read() and the manifests built from it never meet bad
+        // ones (anyone who reaches a node can write the document): such entries are dropped.
+        let dropped: unknown
+        const entries = snapshot.entries.filter((entry, index) => {
+          try {
+            entryShape(entry, `${this.#key}.entries[${index}]`)
+            return true
+          } catch (error) {
+            dropped ??= error
+            return false
+          }
+        })
+        if (dropped !== undefined) this.#onError(dropped)
+        return entries.length === snapshot.entries.length ? snapshot : { ...snapshot, entries }
       } catch (error) {
         // Garbage under our key is no document: the next push overwrites it.
         this.#onError(error)

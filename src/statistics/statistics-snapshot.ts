@@ -88,6 +88,8 @@ export function validateSnapshot(value: unknown, name = 'snapshot'): StatisticsS
 export function entryShape(entry: SnapshotEntry, path: string): QueryShape {
   let parameters: unknown
   try {
+    const payload: unknown = JSON.parse(entry.parameters)
+    if (!isReadableSuperjsonMeta((payload as { meta?: unknown } | null)?.meta)) throw new TypeError('superjson annotations it cannot read in time')
     parameters = decodeValue(entry.parameters)
   } catch (error) {
     throw new TypeError(`${path}.parameters must be superjson text, got ${describe(entry.parameters)}`, { cause: error })
@@ -96,18 +98,23 @@ export function entryShape(entry: SnapshotEntry, path: string): QueryShape {
     throw new TypeError(`${path}.parameters must encode an array, got ${describe(parameters)}`)
   }
   if (!isParameterTree(parameters, entry.parameters.length)) {
-    throw new TypeError(`${path}.parameters must not refer to themselves (superjson referentialEqualities), got ${describe(entry.parameters)}`)
+    throw new TypeError(
+      `${path}.parameters must decode to parameters as encodeValue writes them (see isParameterTree), got ${describe(entry.parameters)}`,
+    )
   }
   return { ...copyShape(entry), parameters }
 }
 
 /**
- * Whether `value`, decoded from `size` characters of superjson, is a tree of at most
- * `size` values. superjson's `referentialEqualities` put one decoded value in several
- * places, the value itself included: crafted text could make parameters that contain
+ * Whether `value`, decoded from `size` characters of superjson, is parameters as
+ * encodeValue writes them: a tree of at most `size` values (each takes a character at
+ * least). superjson's `referentialEqualities` put one decoded value in several places,
+ * the value itself included: crafted text could make parameters that contain
  * themselves (a walk over them, as the cache key's, never ends) or double at each level
- * (2^n values from n levels). Every value of a tree takes at least one character.
- * Walked without recursion, so depth cannot overflow the stack here.
+ * (2^n values from n levels). It and `values` can also make what no parameter was (an
+ * invalid Date, an array with holes or a named property), and JSON an object with a key
+ * superjson refuses to write back (`__proto__`, `constructor`, `prototype`). Walked
+ * without recursion, so depth cannot overflow the stack here.
  *
  * ```ts
  * isParameterTree(decodeValue(text), text.length)
@@ -117,18 +124,58 @@ export function isParameterTree(value: unknown, size: number): boolean {
   const pending: unknown[] = [value]
   // Counted as they are found, so the walk itself is bounded by `size` too.
   let found = 1
-  const add = (item: unknown): boolean => (pending.push(item), ++found <= size)
   while (pending.length > 0) {
     const next = pending.pop()
     if (typeof next !== 'object' || next === null) continue
     const prototype: unknown = Object.getPrototypeOf(next)
     let items: Iterable<unknown> = []
-    if (Array.isArray(next) || next instanceof Set) items = next as Iterable<unknown>
+    // Holes, or a property superjson set on an array, Date, Map or Set (`referentialEqualities`
+    // to a path like "0.x"): an array's own keys are its indices, the others have none.
+    const expectedKeys = Array.isArray(next) ? next.length : next instanceof Date || next instanceof Map || next instanceof Set ? 0 : undefined
+    if (expectedKeys !== undefined && Object.keys(next).length !== expectedKeys) return false
+    if (Array.isArray(next)) items = next as unknown[]
+    else if (next instanceof Date) {
+      if (Number.isNaN(next.getTime())) return false
+    } else if (next instanceof Set) items = next as Set<unknown>
     else if (next instanceof Map) items = [...(next as Map<unknown, unknown>).keys(), ...(next as Map<unknown, unknown>).values()]
-    else if (prototype === Object.prototype || prototype === null) items = Object.values(next)
-    for (const item of items) if (!add(item)) return false
+    else if (prototype === Object.prototype || prototype === null) {
+      // Keys superjson refuses to write (a prototype pollution risk, it says): no parameter written has them.
+      if (Object.hasOwn(next, '__proto__') || Object.hasOwn(next, 'constructor') || Object.hasOwn(next, 'prototype')) return false
+      items = Object.values(next)
+    }
+    for (const item of items) {
+      pending.push(item)
+      if (++found > size) return false
+    }
   }
-  return found <= size
+  return true
+}
+
+/** Deepest superjson annotation tree read: parameters nest far less. */
+const MAX_ANNOTATION_DEPTH = 100
+
+/**
+ * Whether superjson reads the annotations of `meta` in time. It walks the `values`
+ * tree recursively, copying the path at each level (quadratic in the depth), and walks
+ * a string where a subtree goes as its characters, each again a string: 33 bytes
+ * (`{"json":[],"meta":{"values":"x"}}`) overflow the stack after 150 MB of path copies.
+ * So: no string where a subtree goes, at most 100 levels. Checked without recursion.
+ */
+export function isReadableSuperjsonMeta(meta: unknown): boolean {
+  if (typeof meta !== 'object' || meta === null) return true
+  const pending: Array<[unknown, number]> = [[(meta as { values?: unknown }).values, 0]]
+  while (pending.length > 0) {
+    const [node, depth] = pending.pop()!
+    // Falsy subtrees are skipped, numbers and booleans have no entries to walk.
+    if (!node || (typeof node !== 'object' && typeof node !== 'string')) continue
+    if (typeof node === 'string' || depth > MAX_ANNOTATION_DEPTH) return false
+    // [type, children] or an object of subtrees.
+    const children: unknown = Array.isArray(node) ? node[1] : node
+    if (!children || (typeof children !== 'object' && typeof children !== 'string')) continue
+    if (typeof children === 'string') return false
+    for (const child of Object.values(children)) pending.push([child, depth + 1])
+  }
+  return true
 }
 
 function validateEntry(item: unknown, path: string): void {

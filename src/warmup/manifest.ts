@@ -29,7 +29,7 @@ import { validateNamespace } from '../keys.js'
 import { describe, ttlSeconds } from '../util/validate.js'
 import type { HotQuery, QueryShape } from '../statistics/query-shape.js'
 import { classifyRawStatement } from '../kysely/raw-statement.js'
-import { isParameterTree } from '../statistics/statistics-snapshot.js'
+import { isParameterTree, isReadableSuperjsonMeta } from '../statistics/statistics-snapshot.js'
 
 /** One query to replay. */
 export interface WarmupEntry extends QueryShape {
@@ -102,13 +102,12 @@ export function createManifest(namespace: string, hot: readonly HotQuery[], now:
       ttl: query.ttl,
       score: query.score,
     }
-    // Checked as parseManifest checks it: farm statistics come from memcached, which anyone
-    // who reaches a node can write (a key with spaces, a score of Infinity…).
+    // Checked as parseManifest will check its text: farm statistics come from memcached, which
+    // anyone who reaches a node can write (a key with spaces, a score of Infinity…).
     try {
-      parseEntry(entry, 'entry')
-    } catch (error) {
-      if (error instanceof ManifestError) continue
-      throw error
+      parseEntry({ ...entry, parameters: JSON.parse(encodeValue(entry.parameters)) as unknown }, 'entry')
+    } catch {
+      continue
     }
     entries.push(entry)
   }
@@ -253,7 +252,13 @@ function parseEntry(item: unknown, path: string): WarmupEntry {
 
 /** Superjson `{ json, meta? }`, or a plain JSON array. */
 function parseParameters(value: unknown, path: string): unknown[] {
-  if (Array.isArray(value)) return value
+  if (Array.isArray(value)) {
+    // Plain JSON makes no shared values; an object handed in might (a bound keeps the walk finite).
+    if (!isParameterTree(value, 10_000_000)) {
+      throw new ManifestError(`${path} must be parameters (no key __proto__, constructor or prototype, no value that refers to itself)`, path)
+    }
+    return value
+  }
   if (typeof value !== 'object' || value === null) {
     throw new ManifestError(`${path} must be an array or superjson { json, meta }, got ${describe(value)}`, path)
   }
@@ -263,6 +268,9 @@ function parseParameters(value: unknown, path: string): unknown[] {
   }
   if (form['meta'] !== undefined && (typeof form['meta'] !== 'object' || form['meta'] === null || Array.isArray(form['meta']))) {
     throw new ManifestError(`${path}.meta must be an object, got ${describe(form['meta'])}`, `${path}.meta`)
+  }
+  if (!isReadableSuperjsonMeta(form['meta'])) {
+    throw new ManifestError(`${path}.meta holds annotations superjson cannot read in time`, `${path}.meta`)
   }
   let decoded: unknown
   let text: string
@@ -276,7 +284,10 @@ function parseParameters(value: unknown, path: string): unknown[] {
     throw new ManifestError(`${path} must decode to an array, got ${describe(decoded)}`, path)
   }
   if (!isParameterTree(decoded, text.length)) {
-    throw new ManifestError(`${path} must not refer to itself (superjson referentialEqualities)`, path)
+    throw new ManifestError(
+      `${path} must decode to parameters (no value that refers to itself or repeats out of proportion, no invalid Date, no hole or named property in an array, no key __proto__, constructor or prototype)`,
+      path,
+    )
   }
   return decoded
 }
