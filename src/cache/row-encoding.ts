@@ -1,5 +1,5 @@
 import type { CacheType, Uncacheable } from './cache-type.js'
-import { CUSTOM, ILL_FORMED_STRING, MAX_BIGINT_BYTES, NEGATIVE_ZERO, ODD_OBJECT, packRows, Special, unpackRows } from './row-msgpack.js'
+import { CUSTOM, ILL_FORMED_STRING, MAX_BIGINT_BYTES, NEGATIVE_ZERO, ODD_OBJECT, packRows, Special, TYPED_ARRAYS, unpackRows } from './row-msgpack.js'
 
 /**
  * Names the row encoding: part of what versions cache entries (an entry written
@@ -19,19 +19,7 @@ const AS_THEY_ARE = new Set<unknown>([
   RegExp.prototype,
   URL.prototype,
   Buffer.prototype,
-  ...[
-    Int8Array,
-    Uint8Array,
-    Uint8ClampedArray,
-    Int16Array,
-    Uint16Array,
-    Int32Array,
-    Uint32Array,
-    Float32Array,
-    Float64Array,
-    BigInt64Array,
-    BigUint64Array,
-  ].map((type) => type.prototype),
+  ...TYPED_ARRAYS.map((type) => type.prototype),
 ])
 
 const NEGATIVE_ZERO_VALUE = new Special([NEGATIVE_ZERO])

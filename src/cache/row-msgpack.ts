@@ -210,7 +210,8 @@ function readBigInt(bytes: Uint8Array): bigint {
   return bytes[0]! & 0x80 ? value - (1n << BigInt(bytes.length * 8)) : value
 }
 
-const TYPED_ARRAYS = [
+/** The typed arrays rows may hold, in msgpackr's type-code order. */
+export const TYPED_ARRAYS = [
   Int8Array,
   Uint8Array,
   Uint8ClampedArray,
