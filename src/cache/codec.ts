@@ -159,8 +159,10 @@ export class Codec {
     if (third < 0) {
       return undefined
     }
-    const numbers = value.toString('latin1', header.length, second).split(',').map(Number)
-    if (numbers.length !== 3 || !numbers.every((n) => Number.isSafeInteger(n) && n >= 0)) {
+    const fields = value.toString('latin1', header.length, second).split(',')
+    // Decimal digits only: Number() would also take '', ' 1' and '0x10'.
+    const numbers = fields.every((field) => /^\d{1,16}$/.test(field)) ? fields.map(Number) : []
+    if (numbers.length !== 3 || !numbers.every((n) => Number.isSafeInteger(n))) {
       return undefined
     }
     const [freshUntil, expiresAt, computeMs] = numbers as [number, number, number]
