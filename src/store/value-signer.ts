@@ -65,11 +65,6 @@ export class ValueSigner {
     this.overhead = this.#current === undefined ? KEY_HASHED_HEADER : SIGNED_HEADER
   }
 
-  /** Whether values are signed with a secret (else only bound to their key). */
-  get signing(): boolean {
-    return this.#current !== undefined
-  }
-
   seal(key: string, value: Buffer): Buffer {
     const secret = this.#current
     if (secret === undefined) {

@@ -7,6 +7,7 @@ import type { FlagValues, ParsedFlags } from '../cli-flags.js'
 import { durationFlag, integerFlag, readTarget } from '../flag-values.js'
 import { readSasl, SASL_HELP } from '../sasl-flags.js'
 import { readSecrets, SECRET_HELP } from '../secret-flags.js'
+import { secretsOption } from '../../store/memcached/memcached-store.js'
 import { untilStopped } from '../stop-signal.js'
 import { UsageError, usageCheck } from '../usage-error.js'
 
@@ -82,7 +83,7 @@ export async function runMonitor({ values }: ParsedFlags<typeof MONITOR_FLAGS>, 
         ...(probeTimeoutMs === undefined ? {} : { probeTimeoutMs }),
         ...(warmup === undefined ? {} : { warmup }),
         sasl,
-        ...(secrets.length === 0 ? {} : { secrets }),
+        ...secretsOption(secrets),
         log: (line) => io.stdout.write(`${line}\n`),
       }),
     // What the flags could not check themselves, e.g. a --manifest in a directory that does not exist.

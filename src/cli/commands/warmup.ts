@@ -16,6 +16,7 @@ import { integerFlag, namespaceFlag, readTarget } from '../flag-values.js'
 import { clip, countEntries, formatSpan } from '../format.js'
 import { readSasl, SASL_HELP } from '../sasl-flags.js'
 import { readSecrets, SECRET_HELP } from '../secret-flags.js'
+import { secretsOption } from '../../store/memcached/memcached-store.js'
 import { stopSignal } from '../stop-signal.js'
 import { UsageError } from '../usage-error.js'
 import { warmupProgress } from '../warmup-progress.js'
@@ -141,7 +142,7 @@ async function replay(manifest: WarmupManifest, target: ReplayTarget, io: CliIo)
       statistics: false,
       safeMode: false,
       sasl: target.sasl,
-      ...(target.secrets.length === 0 ? {} : { secrets: target.secrets }),
+      ...secretsOption(target.secrets),
     })
     // Route as the processes do: nodes the monitor lists down are off the ring from the first entry.
     await cache.refreshMode()
